@@ -1,0 +1,20 @@
+//! # ISMF Edge
+//!
+//! A scanner-side appliance that classifies intraspinal tumours (schwannoma, meningioma,
+//! astrocytoma, ependymoma, metastasis) with ISMF-Net from four spine MRI sequences and clinical
+//! data. **Research software: not for diagnostic use.**
+//!
+//! ## Layout
+//!
+//! The crate follows `shared/ARCHITECTURE.md`; only the stages built so far exist.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
+//! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
+//!
+//! The core is synchronous: rendering and encoding are plain functions over owned data, with
+//! rayon for data parallelism; async code will live only at the edges (watcher, MQTT).
+
+pub mod logging;
+pub mod simulate;
