@@ -640,9 +640,11 @@ fn normal_tissue(anatomy: &Anatomy, slab: &Slab, u: f32, v: f32, z: f32) -> Tiss
             _ => Tissue::Ligament.id(),
         };
     }
-    if v.abs() < 3.5 && u > sec.canal_ru && u < sec.canal_ru + slab.spinous {
+    if v.abs() < 4.5 && u > sec.canal_ru && u < sec.canal_ru + slab.spinous {
         return match slab.segment {
-            Segment::Body if v.abs() < 2.2 => state.arch_marrow,
+            Segment::Body if v.abs() < 3.0 && u < sec.canal_ru + slab.spinous - 1.5 => {
+                state.arch_marrow
+            }
             Segment::Body => Tissue::Cortical.id(),
             _ => Tissue::Ligament.id(),
         };

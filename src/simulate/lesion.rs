@@ -953,14 +953,23 @@ mod tests {
         use crate::simulate::anatomy::Anatomy;
         let lesional = |t: TissueId| {
             t >= Tissue::Tumour.id()
-                || [Tissue::MarrowMet, Tissue::CystFluid, Tissue::Hemosiderin, Tissue::Calcification]
-                    .iter()
-                    .any(|x| x.id() == t)
+                || [
+                    Tissue::MarrowMet,
+                    Tissue::CystFluid,
+                    Tissue::Hemosiderin,
+                    Tissue::Calcification,
+                ]
+                .iter()
+                .any(|x| x.id() == t)
         };
         for (k, class) in TumourClass::ALL.into_iter().enumerate() {
             for seed in 0..20u64 {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed * 31 + k as u64);
-                let region = if k == 1 { Region::Thoracic } else { Region::Cervical };
+                let region = if k == 1 {
+                    Region::Thoracic
+                } else {
+                    Region::Cervical
+                };
                 let plan = plan_levels(class, region, 50.0, &mut rng);
                 let shape = PatientShape::sample(&mut rng, 50.0);
                 let spine = Spine::new(region, shape, plan.states.clone());
@@ -971,7 +980,10 @@ mod tests {
                 let anatomy = Anatomy::new(spine, lesion);
                 let (xc, yc) = anatomy.centre(z);
                 let t = anatomy.tissue_at([xc + v, yc + u, z]);
-                assert!(lesional(t), "{class} seed {seed}: tissue {t} at the lesion centre");
+                assert!(
+                    lesional(t),
+                    "{class} seed {seed}: tissue {t} at the lesion centre"
+                );
             }
         }
     }

@@ -226,6 +226,35 @@ fn pixel_signal(
     s / offsets.len() as f32 * input.coil.sensitivity(p)
 }
 
+/// The tissue a pixel shows unmixed — every sample through its slice and across its area
+/// agrees — or `None` at a boundary. Tests use it to measure tissue signal in written images.
+pub fn pure_tissue(
+    anatomy: &Anatomy,
+    stack: &SliceStack,
+    k: usize,
+    row: usize,
+    col: usize,
+) -> Option<TissueId> {
+    let p = stack.point(k, row, col);
+    let first = anatomy.tissue_at(p);
+    let (hr, hc) = (0.5 * stack.pixel.0, 0.5 * stack.pixel.1);
+    for t in [-stack.thickness / 3.0, 0.0, stack.thickness / 3.0] {
+        for (dr, dc) in [(0.0, 0.0), (hr, 0.0), (-hr, 0.0), (0.0, hc), (0.0, -hc)] {
+            let q = add(
+                p,
+                add(
+                    scale(stack.normal, t),
+                    add(scale(stack.col_dir, dr), scale(stack.row_dir, dc)),
+                ),
+            );
+            if anatomy.tissue_at(q) != first {
+                return None;
+            }
+        }
+    }
+    Some(first)
+}
+
 /// Renders every stack of a series, slices in parallel; identical output for any thread count
 /// because each slice draws its noise from its own seeded generator.
 pub fn render_series(input: &RenderInput<'_>, stacks: Vec<SliceStack>) -> SeriesPixels {
