@@ -257,6 +257,8 @@ pub struct LevelState {
     pub height_factor: f32,
     /// Degenerated disc below this level: lower, with a dark nucleus.
     pub disc_degenerated: bool,
+    /// Modic type 1 oedema in the inferior endplate band of this body (beside a degenerated disc).
+    pub modic: bool,
     /// Haemangioma as (u offset, v offset, z offset from body centre, radius), mm.
     pub hemangioma: Option<[f32; 4]>,
 }
@@ -268,6 +270,7 @@ impl Default for LevelState {
             arch_marrow: Tissue::Marrow.id(),
             height_factor: 1.0,
             disc_degenerated: false,
+            modic: false,
             hemangioma: None,
         }
     }
@@ -433,6 +436,34 @@ enum Segment {
     Disc,
 }
 
+/// An axis-aligned ellipse in local (u, v) with precomputed inverse radii: the hot path tests
+/// millions of points per series, and multiplications are cheaper than divisions.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ellipse {
+    cu: f32,
+    cv: f32,
+    iu: f32,
+    iv: f32,
+}
+
+impl Ellipse {
+    fn new(cu: f32, cv: f32, ru: f32, rv: f32) -> Self {
+        Ellipse {
+            cu,
+            cv,
+            iu: 1.0 / ru.max(1e-3),
+            iv: 1.0 / rv.max(1e-3),
+        }
+    }
+    /// Squared normalised radius of (u, v): ≤ 1 inside.
+    #[inline]
+    fn r2(&self, u: f32, v: f32) -> f32 {
+        let a = (u - self.cu) * self.iu;
+        let b = (v - self.cv) * self.iv;
+        a * a + b * b
+    }
+}
+
 /// Everything [`Anatomy::tissue_at`] needs at one height.
 #[derive(Clone, Copy, Debug)]
 pub struct Slab {
@@ -445,8 +476,13 @@ pub struct Slab {
     cord_tissue: TissueId,
     outline_cu: f32,
     outline_ru: f32,
-    outline_rv: f32,
     subq: f32,
+    outline: Ellipse,
+    inner_outline: Ellipse,
+    canal: Ellipse,
+    sac: Ellipse,
+    cord: Ellipse,
+    body: Ellipse,
     para_w: f32,
     spinous: f32,
     body_z: f32,
@@ -497,6 +533,10 @@ impl Anatomy {
             let half_ap = interp(OUTLINE_AP, t) * s.body_size;
             let post = section.canal_ru + interp(POST_DEPTH, t) * s.body_size;
             let neck = if t < 6.0 { 0.5 } else { 1.0 };
+            let outline_cu = post - half_ap;
+            let outline_rv = interp(OUTLINE_W, t) * s.body_size;
+            let subq = s.subcutaneous_fat * neck;
+            let sec = &section;
             slabs.push(Slab {
                 xc,
                 yc,
@@ -509,10 +549,15 @@ impl Anatomy {
                 } else {
                     Tissue::Cord.id()
                 },
-                outline_cu: post - half_ap,
+                outline_cu,
                 outline_ru: half_ap,
-                outline_rv: interp(OUTLINE_W, t) * s.body_size,
-                subq: s.subcutaneous_fat * neck,
+                subq,
+                outline: Ellipse::new(outline_cu, 0.0, half_ap, outline_rv),
+                inner_outline: Ellipse::new(outline_cu, 0.0, half_ap - subq, outline_rv - subq),
+                canal: Ellipse::new(0.0, 0.0, sec.canal_ru, sec.canal_rv),
+                sac: Ellipse::new(sec.sac_cu, 0.0, sec.sac_ru, sec.sac_rv),
+                cord: Ellipse::new(sec.cord_cu, sec.cord_cv, sec.cord_ru, sec.cord_rv),
+                body: Ellipse::new(sec.body_cu, 0.0, sec.body_ru, sec.body_rv),
                 para_w: interp(PARA_W, t) * s.body_size,
                 spinous: interp(SPINOUS, t) * s.bone_size,
                 body_z: vert.body_centre(),
@@ -563,25 +608,16 @@ fn ellipse(u: f32, v: f32, ru: f32, rv: f32) -> f32 {
 /// Normal anatomy at local (u, v) in `slab`.
 fn normal_tissue(anatomy: &Anatomy, slab: &Slab, u: f32, v: f32, z: f32) -> TissueId {
     let sec = &slab.section;
-    let du = u - slab.outline_cu;
-    if ellipse(du, v, slab.outline_ru, slab.outline_rv) > 1.0 {
+    if slab.outline.r2(u, v) > 1.0 {
         return Tissue::Air.id();
     }
-    if ellipse(
-        du,
-        v,
-        slab.outline_ru - slab.subq,
-        slab.outline_rv - slab.subq,
-    ) > 1.0
-    {
+    if slab.inner_outline.r2(u, v) > 1.0 {
         return Tissue::Fat.id();
     }
     // Canal: thecal sac (cord + CSF) surrounded by epidural fat.
-    if ellipse(u, v, sec.canal_ru, sec.canal_rv) <= 1.0 {
-        if ellipse(u - sec.sac_cu, v, sec.sac_ru, sec.sac_rv) <= 1.0 {
-            if sec.cord_ru > 0.3
-                && ellipse(u - sec.cord_cu, v - sec.cord_cv, sec.cord_ru, sec.cord_rv) <= 1.0
-            {
+    if slab.canal.r2(u, v) <= 1.0 {
+        if slab.sac.r2(u, v) <= 1.0 {
+            if sec.cord_ru > 0.3 && slab.cord.r2(u, v) <= 1.0 {
                 return slab.cord_tissue;
             }
             return Tissue::Csf.id();
@@ -591,7 +627,7 @@ fn normal_tissue(anatomy: &Anatomy, slab: &Slab, u: f32, v: f32, z: f32) -> Tiss
     let vert = &anatomy.spine.vertebrae[slab.level as usize];
     let state = &vert.state;
     // Vertebral body or disc in front of the canal.
-    let r_body = ellipse(u - sec.body_cu, v, sec.body_ru, sec.body_rv);
+    let r_body = slab.body.r2(u, v);
     if r_body <= 1.0 {
         return match slab.segment {
             Segment::Endplate => Tissue::Cortical.id(),
@@ -599,6 +635,8 @@ fn normal_tissue(anatomy: &Anatomy, slab: &Slab, u: f32, v: f32, z: f32) -> Tiss
                 let rim = 1.0 - 2.4 / sec.body_ru.min(sec.body_rv);
                 if r_body > rim {
                     Tissue::Cortical.id()
+                } else if state.modic && z < vert.body_bottom + 5.0 {
+                    Tissue::MarrowEdema.id()
                 } else if let Some([hu, hv, hz, hr]) = state.hemangioma {
                     let (a, b, c) = (u - sec.body_cu - hu, v - hv, z - slab.body_z - hz);
                     if a * a + b * b + c * c <= hr * hr {
@@ -649,8 +687,10 @@ fn normal_tissue(anatomy: &Anatomy, slab: &Slab, u: f32, v: f32, z: f32) -> Tiss
             _ => Tissue::Ligament.id(),
         };
     }
-    // Paraspinal muscles behind the body centre.
-    if u > sec.body_cu && v.abs() < slab.para_w {
+    // Paraspinal muscles: an oval block behind the body centre, up to the subcutaneous fat.
+    let back = slab.outline_cu + slab.outline_ru - slab.subq;
+    let (mc, mr) = (0.5 * (back + sec.body_cu), 0.5 * (back - sec.body_cu));
+    if u > sec.body_cu && ellipse(u - mc, v, mr, slab.para_w * 1.3) <= 1.0 {
         return Tissue::Muscle.id();
     }
     match slab.zone {

@@ -383,6 +383,8 @@ pub fn plan_levels(
             0.5 * degen
         };
         s.disc_degenerated = rng.random_bool(p as f64);
+        // Modic type 1 change beside some degenerated discs, in every class.
+        s.modic = s.disc_degenerated && rng.random_bool(0.2);
     }
     // Incidental haemangiomas in about a quarter of adults, any class.
     if age > 20.0 && rng.random_bool(0.25) {

@@ -28,6 +28,8 @@ pub enum Tissue {
     Marrow,
     /// Marrow whose fat is replaced by metastatic tumour.
     MarrowMet,
+    /// Degenerative (Modic type 1) endplate marrow oedema: a benign mimic of marrow replacement.
+    MarrowEdema,
     /// Cortical bone, endplates, dura and ligaments give almost no signal.
     Cortical,
     Ligament,
@@ -194,6 +196,14 @@ impl TissueTable {
             by_field(f, 90.0, 80.0),
             0.9,
             0.0025,
+        );
+        entries[Tissue::MarrowEdema as usize] = r(
+            0.9,
+            0.15,
+            by_field(f, 1150.0, 1350.0),
+            by_field(f, 85.0, 75.0),
+            1.2,
+            0.0015,
         );
         entries[Tissue::Cortical as usize] = r(0.1, 0.0, 1000.0, 1.0, 0.0, 0.0);
         entries[Tissue::Ligament as usize] = r(0.15, 0.0, 1000.0, 5.0, 0.5, 0.0);
