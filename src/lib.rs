@@ -10,11 +10,17 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`ingest`] | header-only reads, the Study → Series → Instance catalog, folder scans |
+//! | [`series`] | sequence identification rules (sag T1W/T2W/T2FS, ax T2W) with reasons |
+//! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
 //!
 //! The core is synchronous: rendering and encoding are plain functions over owned data, with
 //! rayon for data parallelism; async code will live only at the edges (watcher, MQTT).
 
+pub mod ingest;
+pub mod inspect;
 pub mod logging;
+pub mod series;
 pub mod simulate;

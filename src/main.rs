@@ -31,6 +31,26 @@ struct Cli {
 enum Command {
     /// Write synthetic spine MRI studies as DICOM files plus truth.jsonl.
     Simulate(SimulateArgs),
+    /// Report studies, series, identified sequences with reasons, completeness and problems.
+    Inspect {
+        /// A DICOM file or a folder (searched recursively).
+        path: PathBuf,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn inspect(path: PathBuf, json: bool) -> Result<(), (anyhow::Error, u8)> {
+    let report = ismf::inspect::inspect(&path, &ismf::series::Rules::default())
+        .map_err(|e| (e.into(), 2))?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| (e.into(), 1))?;
+        println!("{text}");
+    } else {
+        print!("{}", ismf::inspect::render_text(&report));
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -110,6 +130,7 @@ fn main() -> ExitCode {
             let code = if e.is_usage() { 2 } else { 1 };
             (anyhow::Error::new(e), code)
         }),
+        Command::Inspect { path, json } => inspect(path, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,8 +35,13 @@ fn ds(x: f64) -> String {
     format!("{x:.0}")
 }
 
-fn ds_multi(values: &[f64]) -> PrimitiveValue {
-    PrimitiveValue::Strs(values.iter().map(|&v| ds(v)).collect())
+/// A decimal string of an `f32` at the precision it carries (95.6, not 95.599998).
+fn ds32(x: f32) -> String {
+    ds(format!("{x}").parse::<f64>().unwrap_or(x as f64))
+}
+
+fn ds_multi(values: &[f32]) -> PrimitiveValue {
+    PrimitiveValue::Strs(values.iter().map(|&v| ds32(v)).collect())
 }
 
 fn strs(value: &str) -> PrimitiveValue {
@@ -158,7 +163,7 @@ pub fn image_object(
     b.put(
         tags::SLICE_THICKNESS,
         VR::DS,
-        ds(stack.thickness as f64).as_str(),
+        ds32(stack.thickness).as_str(),
     );
     let (tr, te, ti) = match p.weighting {
         Weighting::SpinEcho { tr, te } => (tr, te, None),
@@ -166,20 +171,16 @@ pub fn image_object(
         Weighting::GradientEcho { tr, te, .. } => (tr, te, None),
         Weighting::Diffusion { tr, te, .. } => (tr, te, None),
     };
-    b.put(tags::REPETITION_TIME, VR::DS, ds(tr as f64).as_str());
-    b.put(tags::ECHO_TIME, VR::DS, ds(te as f64).as_str());
+    b.put(tags::REPETITION_TIME, VR::DS, ds32(tr).as_str());
+    b.put(tags::ECHO_TIME, VR::DS, ds32(te).as_str());
     if let Some(ti) = ti {
-        b.put(tags::INVERSION_TIME, VR::DS, ds(ti as f64).as_str());
+        b.put(tags::INVERSION_TIME, VR::DS, ds32(ti).as_str());
     }
-    b.put(
-        tags::NUMBER_OF_AVERAGES,
-        VR::DS,
-        ds(p.averages as f64).as_str(),
-    );
+    b.put(tags::NUMBER_OF_AVERAGES, VR::DS, ds32(p.averages).as_str());
     b.put(
         tags::IMAGING_FREQUENCY,
         VR::DS,
-        ds(42.577478 * scanner.field.tesla() as f64).as_str(),
+        ds32(42.577_48 * scanner.field.tesla()).as_str(),
     );
     b.put(tags::IMAGED_NUCLEUS, VR::SH, "1H");
     b.put(tags::ECHO_NUMBERS, VR::IS, "1");
@@ -192,7 +193,7 @@ pub fn image_object(
         b.put(
             tags::SPACING_BETWEEN_SLICES,
             VR::DS,
-            ds(stack.spacing as f64).as_str(),
+            ds32(stack.spacing).as_str(),
         );
     }
     b.put(
@@ -202,11 +203,7 @@ pub fn image_object(
     );
     b.put(tags::PERCENT_SAMPLING, VR::DS, "100");
     b.put(tags::PERCENT_PHASE_FIELD_OF_VIEW, VR::DS, "100");
-    b.put(
-        tags::PIXEL_BANDWIDTH,
-        VR::DS,
-        ds(p.bandwidth as f64).as_str(),
-    );
+    b.put(tags::PIXEL_BANDWIDTH, VR::DS, ds32(p.bandwidth).as_str());
     b.put(tags::DEVICE_SERIAL_NUMBER, VR::LO, scanner.serial.as_str());
     b.text(tags::SOFTWARE_VERSIONS, VR::LO, scanner.software);
     b.put(tags::PROTOCOL_NAME, VR::LO, p.labels.protocol_name.as_str());
@@ -224,7 +221,7 @@ pub fn image_object(
         "COL"
     };
     b.put(tags::IN_PLANE_PHASE_ENCODING_DIRECTION, VR::CS, phase);
-    b.put(tags::FLIP_ANGLE, VR::DS, ds(p.flip_angle as f64).as_str());
+    b.put(tags::FLIP_ANGLE, VR::DS, ds32(p.flip_angle).as_str());
     b.put(tags::PATIENT_POSITION, VR::CS, "HFS");
     if let Weighting::Diffusion { b: bval, .. } = p.weighting {
         b.put(
@@ -249,16 +246,12 @@ pub fn image_object(
         image.instance.to_string().as_str(),
     );
     let ipp = stack.position(image.slice);
-    b.put(
-        tags::IMAGE_POSITION_PATIENT,
-        VR::DS,
-        ds_multi(&ipp.map(|x| x as f64)),
-    );
-    let iop: Vec<f64> = stack
+    b.put(tags::IMAGE_POSITION_PATIENT, VR::DS, ds_multi(&ipp));
+    let iop: Vec<f32> = stack
         .row_dir
         .iter()
         .chain(stack.col_dir.iter())
-        .map(|&x| x as f64)
+        .copied()
         .collect();
     b.put(tags::IMAGE_ORIENTATION_PATIENT, VR::DS, ds_multi(&iop));
     b.put(
@@ -268,7 +261,7 @@ pub fn image_object(
     );
     b.put(tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
     let location = super::render::dot(ipp, stack.normal);
-    b.put(tags::SLICE_LOCATION, VR::DS, ds(location as f64).as_str());
+    b.put(tags::SLICE_LOCATION, VR::DS, ds32(location).as_str());
     b.put(
         tags::IMAGES_IN_ACQUISITION,
         VR::IS,
@@ -282,7 +275,7 @@ pub fn image_object(
     b.put(
         tags::PIXEL_SPACING,
         VR::DS,
-        ds_multi(&[stack.pixel.0 as f64, stack.pixel.1 as f64]),
+        ds_multi(&[stack.pixel.0, stack.pixel.1]),
     );
     b.put(tags::BITS_ALLOCATED, VR::US, 16u16);
     b.put(tags::BITS_STORED, VR::US, 12u16);

@@ -127,6 +127,7 @@ pub enum SeriesRole {
     Localizer,
     SagStir,
     AxT1w,
+    #[serde(rename = "sag_t1w_post")]
     SagT1Post,
     Dwi,
 }
@@ -140,7 +141,7 @@ impl SeriesRole {
             SeriesRole::SagT2fs => "sag_t2fs",
             SeriesRole::AxT2w => "ax_t2w",
             SeriesRole::Localizer => "localizer",
-            SeriesRole::SagStir => "sag_stir_extra",
+            SeriesRole::SagStir => "sag_stir",
             SeriesRole::AxT1w => "ax_t1w",
             SeriesRole::SagT1Post => "sag_t1w_post",
             SeriesRole::Dwi => "dwi",

@@ -6,7 +6,8 @@
 use super::anatomy::{Anatomy, PatientShape, Region, Spine};
 use super::lesion::{self, TumourClass};
 use super::protocol::{
-    pick_weighted, DistractorRates, Plane, Scanner, SeriesProtocol, SeriesRole, Site, Vendor,
+    pick_weighted, DistractorRates, FatSuppression, Plane, Scanner, SeriesProtocol, SeriesRole,
+    Site, Vendor,
 };
 use super::render::{render_series, Coil, RenderInput, SeriesPixels, SliceStack, Vec3};
 use super::tissue::TissueTable;
@@ -274,7 +275,10 @@ impl Study {
             roles.push(SeriesRole::Localizer);
         }
         roles.extend([SeriesRole::SagT1w, SeriesRole::SagT2w, SeriesRole::SagT2fs]);
-        if rng.random_bool(rates.extra_stir) {
+        // An extra STIR beside a chemical or Dixon fat-suppressed T2 (DOMAIN.md); a site whose
+        // T2FS is already STIR does not repeat it.
+        let extra_stir = rng.random_bool(rates.extra_stir);
+        if extra_stir && self.scanner.fat_suppression != FatSuppression::Stir {
             roles.push(SeriesRole::SagStir);
         }
         roles.push(SeriesRole::AxT2w);

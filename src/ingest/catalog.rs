@@ -1,0 +1,298 @@
+//! Header-only reads and the Study → Series → Instance index.
+//!
+//! Reading stops before PixelData, so cataloguing a file costs its header, not its pixels. The
+//! index deduplicates by SOP Instance UID: the same instance re-sent is ignored; a different
+//! file under an already-seen UID is reported as a conflict (it is the caller's event to raise).
+
+use super::IngestError;
+use crate::series::SeriesHeader;
+use dicom_core::Tag;
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What the catalog keeps of one instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceHeader {
+    pub path: PathBuf,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_instance_uid: String,
+    pub series_instance_uid: String,
+    pub transfer_syntax: String,
+    pub modality: String,
+    pub instance_number: Option<i64>,
+    pub series_number: Option<i64>,
+    pub series_description: String,
+    pub protocol_name: String,
+    pub image_type: Vec<String>,
+    pub scanning_sequence: Vec<String>,
+    pub sequence_variant: Vec<String>,
+    pub scan_options: Vec<String>,
+    pub echo_time: Option<f64>,
+    pub repetition_time: Option<f64>,
+    pub inversion_time: Option<f64>,
+    pub image_position: Option<[f64; 3]>,
+    pub image_orientation: Option<[f64; 6]>,
+    pub contrast_agent: Option<String>,
+    pub diffusion_b_value: Option<f64>,
+    pub spectral_suppression: Option<String>,
+    pub rows: u32,
+    pub columns: u32,
+    pub frames: u32,
+    pub patient_age: Option<String>,
+    pub patient_sex: Option<String>,
+    pub patient_birth_date: Option<String>,
+    pub study_date: Option<String>,
+    pub body_part: Option<String>,
+    /// Bytes of the file, to tell a re-send from a different file under the same UID.
+    pub file_size: u64,
+}
+
+/// SOP classes this appliance reads: classic and enhanced MR images.
+const IMAGE_CLASSES: [&str; 3] = [
+    uids::MR_IMAGE_STORAGE,
+    uids::ENHANCED_MR_IMAGE_STORAGE,
+    uids::LEGACY_CONVERTED_ENHANCED_MR_IMAGE_STORAGE,
+];
+
+fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    let s = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()?
+        .to_str()
+        .ok()?
+        .trim()
+        .trim_end_matches('\0')
+        .to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn multi(obj: &DefaultDicomObject, tag: Tag) -> Vec<String> {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| {
+            e.to_multi_str().ok().map(|v| {
+                v.iter()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+fn float(obj: &DefaultDicomObject, tag: Tag) -> Option<f64> {
+    obj.element_opt(tag).ok().flatten()?.to_float64().ok()
+}
+
+fn floats<const N: usize>(obj: &DefaultDicomObject, tag: Tag) -> Option<[f64; N]> {
+    let v = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()?
+        .to_multi_float64()
+        .ok()?;
+    v.try_into().ok()
+}
+
+fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
+    obj.element_opt(tag).ok().flatten()?.to_int::<i64>().ok()
+}
+
+/// Reads the header of `path` (stopping before PixelData). Files that are not MR images —
+/// DICOMDIR, structured reports, other modalities — are `IngestError::NotAnImage`.
+pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
+    let file_size = std::fs::metadata(path)
+        .map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| IngestError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let meta = obj.meta();
+    let sop_class = meta
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0')
+        .to_string();
+    let transfer_syntax = meta.transfer_syntax().trim_end_matches('\0').to_string();
+    let sop_class = text(&obj, tags::SOP_CLASS_UID).unwrap_or(sop_class);
+    if !IMAGE_CLASSES.contains(&sop_class.as_str()) {
+        return Err(IngestError::NotAnImage {
+            path: path.to_path_buf(),
+            sop_class,
+        });
+    }
+    let required = |tag: Tag, name: &'static str| {
+        text(&obj, tag).ok_or_else(|| IngestError::MissingAttribute {
+            path: path.to_path_buf(),
+            attribute: name,
+        })
+    };
+    let rows = int(&obj, tags::ROWS).unwrap_or(0);
+    let columns = int(&obj, tags::COLUMNS).unwrap_or(0);
+    if rows <= 0 || columns <= 0 {
+        return Err(IngestError::MissingAttribute {
+            path: path.to_path_buf(),
+            attribute: "Rows/Columns",
+        });
+    }
+    Ok(InstanceHeader {
+        path: path.to_path_buf(),
+        sop_instance_uid: required(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
+        study_instance_uid: required(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
+        series_instance_uid: required(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
+        sop_class_uid: sop_class,
+        transfer_syntax,
+        modality: text(&obj, tags::MODALITY).unwrap_or_default(),
+        instance_number: int(&obj, tags::INSTANCE_NUMBER),
+        series_number: int(&obj, tags::SERIES_NUMBER),
+        series_description: text(&obj, tags::SERIES_DESCRIPTION).unwrap_or_default(),
+        protocol_name: text(&obj, tags::PROTOCOL_NAME).unwrap_or_default(),
+        image_type: multi(&obj, tags::IMAGE_TYPE),
+        scanning_sequence: multi(&obj, tags::SCANNING_SEQUENCE),
+        sequence_variant: multi(&obj, tags::SEQUENCE_VARIANT),
+        scan_options: multi(&obj, tags::SCAN_OPTIONS),
+        echo_time: float(&obj, tags::ECHO_TIME),
+        repetition_time: float(&obj, tags::REPETITION_TIME),
+        inversion_time: float(&obj, tags::INVERSION_TIME),
+        image_position: floats(&obj, tags::IMAGE_POSITION_PATIENT),
+        image_orientation: floats(&obj, tags::IMAGE_ORIENTATION_PATIENT),
+        contrast_agent: text(&obj, tags::CONTRAST_BOLUS_AGENT),
+        diffusion_b_value: float(&obj, tags::DIFFUSION_B_VALUE),
+        spectral_suppression: text(&obj, tags::SPECTRALLY_SELECTED_SUPPRESSION),
+        rows: rows as u32,
+        columns: columns as u32,
+        frames: int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,
+        patient_age: text(&obj, tags::PATIENT_AGE),
+        patient_sex: text(&obj, tags::PATIENT_SEX),
+        patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+        study_date: text(&obj, tags::STUDY_DATE),
+        body_part: text(&obj, tags::BODY_PART_EXAMINED),
+        file_size,
+    })
+}
+
+/// One series of the index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesEntry {
+    pub series_instance_uid: String,
+    /// Instances by SOP Instance UID.
+    pub instances: BTreeMap<String, InstanceHeader>,
+}
+
+impl SeriesEntry {
+    /// The identification view of this series: attributes of its first instance, every
+    /// distinct orientation, and the instance count.
+    pub fn header(&self) -> SeriesHeader {
+        let mut orientations: Vec<[f64; 6]> = Vec::new();
+        for i in self.instances.values() {
+            if let Some(o) = i.image_orientation {
+                if !orientations
+                    .iter()
+                    .any(|p| p.iter().zip(&o).all(|(a, b)| (a - b).abs() < 1e-3))
+                {
+                    orientations.push(o);
+                }
+            }
+        }
+        let first = self.instances.values().next();
+        let get = |f: fn(&InstanceHeader) -> String| first.map(f).unwrap_or_default();
+        SeriesHeader {
+            series_number: first.and_then(|i| i.series_number),
+            description: get(|i| i.series_description.clone()),
+            protocol_name: get(|i| i.protocol_name.clone()),
+            image_type: first.map(|i| i.image_type.clone()).unwrap_or_default(),
+            scanning_sequence: first
+                .map(|i| i.scanning_sequence.clone())
+                .unwrap_or_default(),
+            sequence_variant: first
+                .map(|i| i.sequence_variant.clone())
+                .unwrap_or_default(),
+            scan_options: first.map(|i| i.scan_options.clone()).unwrap_or_default(),
+            echo_time: first.and_then(|i| i.echo_time),
+            repetition_time: first.and_then(|i| i.repetition_time),
+            inversion_time: first.and_then(|i| i.inversion_time),
+            orientations,
+            contrast_agent: first.and_then(|i| i.contrast_agent.clone()),
+            diffusion_b_value: first.and_then(|i| i.diffusion_b_value),
+            spectral_suppression: first.and_then(|i| i.spectral_suppression.clone()),
+            instances: self.instances.len(),
+        }
+    }
+
+    /// File paths in instance-number order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<&InstanceHeader> = self.instances.values().collect();
+        v.sort_by_key(|i| (i.instance_number, i.path.clone()));
+        v.into_iter().map(|i| i.path.clone()).collect()
+    }
+}
+
+/// One study of the index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StudyEntry {
+    pub study_instance_uid: String,
+    pub series: BTreeMap<String, SeriesEntry>,
+}
+
+/// What adding an instance did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Added {
+    New,
+    /// The same SOP Instance UID again with the same size: a re-send, ignored.
+    Duplicate {
+        first: PathBuf,
+    },
+    /// The same SOP Instance UID in a file of another size: kept the first, report it.
+    Conflict {
+        first: PathBuf,
+    },
+}
+
+/// The in-memory Study → Series → Instance index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Catalog {
+    pub studies: BTreeMap<String, StudyEntry>,
+}
+
+impl Catalog {
+    pub fn add(&mut self, h: InstanceHeader) -> Added {
+        let study = self
+            .studies
+            .entry(h.study_instance_uid.clone())
+            .or_insert_with(|| StudyEntry {
+                study_instance_uid: h.study_instance_uid.clone(),
+                series: BTreeMap::new(),
+            });
+        let series = study
+            .series
+            .entry(h.series_instance_uid.clone())
+            .or_insert_with(|| SeriesEntry {
+                series_instance_uid: h.series_instance_uid.clone(),
+                instances: BTreeMap::new(),
+            });
+        if let Some(first) = series.instances.get(&h.sop_instance_uid) {
+            return if first.file_size == h.file_size {
+                Added::Duplicate {
+                    first: first.path.clone(),
+                }
+            } else {
+                Added::Conflict {
+                    first: first.path.clone(),
+                }
+            };
+        }
+        series.instances.insert(h.sop_instance_uid.clone(), h);
+        Added::New
+    }
+}
