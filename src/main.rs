@@ -39,6 +39,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decode one DICOM file's pixels (after the modality LUT) into a float32 .npy
+    /// of shape [frames, rows, cols].
+    Decode {
+        file: PathBuf,
+        #[arg(long)]
+        npy: PathBuf,
+        /// Refuse images with more voxels than this.
+        #[arg(long, default_value_t = ismf::pixels::DEFAULT_MAX_VOXELS)]
+        max_voxels: u64,
+    },
+}
+
+fn decode(file: PathBuf, npy: PathBuf, max_voxels: u64) -> Result<(), (anyhow::Error, u8)> {
+    let volume = ismf::pixels::decode_file(&file, max_voxels).map_err(|e| (e.into(), 1))?;
+    ismf::pixels::write_npy(&npy, &volume)
+        .map_err(|e| (anyhow::anyhow!("{}: cannot write: {e}", npy.display()), 1))?;
+    tracing::info!(file = %file.display(), frames = volume.frames, rows = volume.rows, columns = volume.columns, "decoded");
+    Ok(())
 }
 
 fn inspect(path: PathBuf, json: bool) -> Result<(), (anyhow::Error, u8)> {
@@ -131,6 +149,11 @@ fn main() -> ExitCode {
             (anyhow::Error::new(e), code)
         }),
         Command::Inspect { path, json } => inspect(path, json),
+        Command::Decode {
+            file,
+            npy,
+            max_voxels,
+        } => decode(file, npy, max_voxels),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
