@@ -13,6 +13,7 @@
 //! | [`ingest`] | header-only reads, the Study → Series → Instance catalog, folder scans |
 //! | [`series`] | sequence identification rules (sag T1W/T2W/T2FS, ax T2W) with reasons |
 //! | [`pixels`] | DICOM pixel decoding into float volumes (all native codecs), with limits |
+//! | [`preprocess`] | volumes → 2.5-D model stacks, normalisation, clinical vector |
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
@@ -24,5 +25,6 @@ pub mod ingest;
 pub mod inspect;
 pub mod logging;
 pub mod pixels;
+pub mod preprocess;
 pub mod series;
 pub mod simulate;

@@ -46,6 +46,7 @@ pub struct InstanceHeader {
     pub patient_birth_date: Option<String>,
     pub study_date: Option<String>,
     pub body_part: Option<String>,
+    pub study_description: Option<String>,
     /// Bytes of the file, to tell a re-send from a different file under the same UID.
     pub file_size: u64,
 }
@@ -178,6 +179,7 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
         patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
         study_date: text(&obj, tags::STUDY_DATE),
         body_part: text(&obj, tags::BODY_PART_EXAMINED),
+        study_description: text(&obj, tags::STUDY_DESCRIPTION),
         file_size,
     })
 }
@@ -235,6 +237,25 @@ impl SeriesEntry {
         let mut v: Vec<&InstanceHeader> = self.instances.values().collect();
         v.sort_by_key(|i| (i.instance_number, i.path.clone()));
         v.into_iter().map(|i| i.path.clone()).collect()
+    }
+}
+
+impl InstanceHeader {
+    /// The header values of the clinical vector.
+    pub fn clinical(&self) -> crate::preprocess::ClinicalHeader {
+        crate::preprocess::ClinicalHeader {
+            patient_age: self.patient_age.clone(),
+            patient_birth_date: self.patient_birth_date.clone(),
+            study_date: self.study_date.clone(),
+            patient_sex: self.patient_sex.clone(),
+            body_part: self.body_part.clone(),
+            descriptions: self
+                .study_description
+                .iter()
+                .chain([&self.series_description])
+                .cloned()
+                .collect(),
+        }
     }
 }
 
