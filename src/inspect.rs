@@ -6,6 +6,7 @@
 //! `S = {"series_instance_uid", "series_description", "files", "reasons"}`. Offline, `complete`
 //! means all four sequences are identified.
 
+use crate::ingest::catalog::StudyEntry;
 use crate::ingest::{self, IngestError, Problem, Scan};
 use crate::series::{self, Candidate, FatMethod, Identification, Plane, Rules, SequenceKind};
 use serde::Serialize;
@@ -84,90 +85,91 @@ pub struct Report {
     pub skipped: Vec<Problem>,
 }
 
+/// Identifies the series of one study, picks the four sequences and lists what is missing.
+pub fn study_report(study: &StudyEntry, rules: &Rules) -> StudyReport {
+    let entries: Vec<_> = study.series.values().collect();
+    let headers: Vec<_> = entries.iter().map(|s| s.header()).collect();
+    let ids: Vec<Identification> = headers.iter().map(|h| series::identify(h, rules)).collect();
+    let candidates: Vec<Candidate<'_>> = headers
+        .iter()
+        .zip(&ids)
+        .enumerate()
+        .map(|(index, (header, identification))| Candidate {
+            index,
+            header,
+            identification,
+        })
+        .collect();
+    let mut sequences = Sequences::default();
+    let mut problems = Vec::new();
+    for (kind, chosen) in series::select(&candidates, rules) {
+        match chosen {
+            Some((i, why)) => {
+                let mut reasons = ids[i].reasons.clone();
+                reasons.push(why);
+                if let Some(slot) = sequences.slot(kind) {
+                    *slot = Some(Selected {
+                        series_instance_uid: entries[i].series_instance_uid.clone(),
+                        series_number: headers[i].series_number,
+                        series_description: headers[i].description.clone(),
+                        files: entries[i].files(),
+                        reasons,
+                    });
+                }
+            }
+            None => {
+                let rejected: Vec<String> = headers
+                    .iter()
+                    .zip(&ids)
+                    .filter(|(_, id)| id.kind == SequenceKind::Other)
+                    .map(|(h, id)| {
+                        format!(
+                            "series {} '{}': {}",
+                            h.series_number.unwrap_or(-1),
+                            h.description,
+                            id.reasons.last().cloned().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                problems.push(format!(
+                    "missing {kind}: no series qualified; rejected: [{}]",
+                    rejected.join("; ")
+                ));
+            }
+        }
+    }
+    let mut series: Vec<SeriesReport> = entries
+        .iter()
+        .zip(&headers)
+        .zip(&ids)
+        .map(|((e, h), id)| SeriesReport {
+            series_instance_uid: e.series_instance_uid.clone(),
+            series_number: h.series_number,
+            series_description: h.description.clone(),
+            instances: h.instances,
+            kind: id.kind,
+            plane: id.plane,
+            fat_suppression: id.fat,
+            reasons: id.reasons.clone(),
+        })
+        .collect();
+    series.sort_by_key(|s| s.series_number);
+    StudyReport {
+        study_instance_uid: study.study_instance_uid.clone(),
+        complete: problems.is_empty(),
+        sequences,
+        series,
+        problems,
+    }
+}
+
 /// Builds the report for an already scanned path.
 pub fn report(scan: &Scan, rules: &Rules) -> Report {
     let studies = scan
         .catalog
         .studies
         .values()
-        .map(|study| {
-            let entries: Vec<_> = study.series.values().collect();
-            let headers: Vec<_> = entries.iter().map(|s| s.header()).collect();
-            let ids: Vec<Identification> =
-                headers.iter().map(|h| series::identify(h, rules)).collect();
-            let candidates: Vec<Candidate<'_>> = headers
-                .iter()
-                .zip(&ids)
-                .enumerate()
-                .map(|(index, (header, identification))| Candidate {
-                    index,
-                    header,
-                    identification,
-                })
-                .collect();
-            let mut sequences = Sequences::default();
-            let mut problems = Vec::new();
-            for (kind, chosen) in series::select(&candidates, rules) {
-                match chosen {
-                    Some((i, why)) => {
-                        let mut reasons = ids[i].reasons.clone();
-                        reasons.push(why);
-                        if let Some(slot) = sequences.slot(kind) {
-                            *slot = Some(Selected {
-                                series_instance_uid: entries[i].series_instance_uid.clone(),
-                                series_number: headers[i].series_number,
-                                series_description: headers[i].description.clone(),
-                                files: entries[i].files(),
-                                reasons,
-                            });
-                        }
-                    }
-                    None => {
-                        let rejected: Vec<String> = headers
-                            .iter()
-                            .zip(&ids)
-                            .filter(|(_, id)| id.kind == SequenceKind::Other)
-                            .map(|(h, id)| {
-                                format!(
-                                    "series {} '{}': {}",
-                                    h.series_number.unwrap_or(-1),
-                                    h.description,
-                                    id.reasons.last().cloned().unwrap_or_default()
-                                )
-                            })
-                            .collect();
-                        problems.push(format!(
-                            "missing {kind}: no series qualified; rejected: [{}]",
-                            rejected.join("; ")
-                        ));
-                    }
-                }
-            }
-            let series = entries
-                .iter()
-                .zip(&headers)
-                .zip(&ids)
-                .map(|((e, h), id)| SeriesReport {
-                    series_instance_uid: e.series_instance_uid.clone(),
-                    series_number: h.series_number,
-                    series_description: h.description.clone(),
-                    instances: h.instances,
-                    kind: id.kind,
-                    plane: id.plane,
-                    fat_suppression: id.fat,
-                    reasons: id.reasons.clone(),
-                })
-                .collect::<Vec<_>>();
-            let mut series = series;
-            series.sort_by_key(|s| s.series_number);
-            StudyReport {
-                study_instance_uid: study.study_instance_uid.clone(),
-                complete: problems.is_empty(),
-                sequences,
-                series,
-                problems,
-            }
-        })
+        .map(|s| study_report(s, rules))
         .collect();
     Report {
         studies,

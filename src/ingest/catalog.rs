@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What the catalog keeps of one instance.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceHeader {
     pub path: PathBuf,
     pub sop_class_uid: String,
@@ -315,5 +315,96 @@ impl Catalog {
         }
         series.instances.insert(h.sop_instance_uid.clone(), h);
         Added::New
+    }
+}
+
+/// One line of the catalog journal.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// An instance entered the catalog at `at` (unix seconds).
+    Instance {
+        at: f64,
+        header: Box<InstanceHeader>,
+    },
+    /// A study changed state.
+    State {
+        at: f64,
+        study: String,
+        state: super::complete::StudyState,
+    },
+    /// A file was quarantined or skipped; not offered again while its size is unchanged.
+    Rejected {
+        at: f64,
+        path: PathBuf,
+        size: u64,
+        reason: String,
+    },
+}
+
+/// The durable side of the catalog: an append-only JSON-lines journal in the state folder,
+/// synced after every record, replayed on start. A torn last line (power cut mid-write) is
+/// dropped with a warning; everything before it stands.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl Journal {
+    /// Opens (creating) `dir/catalog.jsonl` and returns the records already in it.
+    pub fn open(dir: &Path) -> Result<(Journal, Vec<Record>), IngestError> {
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| IngestError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join("catalog.jsonl");
+        let text = match std::fs::read(&path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(IngestError::Io { path, source: e }),
+        };
+        let mut records = Vec::new();
+        let mut good_len = 0;
+        for line in text.split_inclusive('\n') {
+            match serde_json::from_str::<Record>(line.trim_end()) {
+                Ok(r) if line.ends_with('\n') => {
+                    records.push(r);
+                    good_len += line.len();
+                }
+                _ => {
+                    tracing::warn!(journal = %path.display(), "dropping a torn or unreadable journal line");
+                    break;
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        // Cut a torn tail so the next record starts on a clean line.
+        if good_len < text.len() {
+            file.set_len(good_len as u64).map_err(io(&path))?;
+        }
+        Ok((Journal { path, file }, records))
+    }
+
+    /// Appends one record and syncs it to disk.
+    pub fn append(&mut self, record: &Record) -> Result<(), IngestError> {
+        use std::io::Write;
+        let mut line = serde_json::to_string(record).map_err(|e| IngestError::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .map_err(|source| IngestError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 }

@@ -1,11 +1,23 @@
 //! Ingest: from a scanner export folder to identified, complete studies.
 //!
-//! Built so far: header-only reading and the Study → Series → Instance index ([`catalog`]),
-//! and an offline scan of a folder ([`scan`]) used by `ismf inspect`.
+//! [`watch`] finds files that are ready (closed after writing, or size and mtime stable);
+//! [`Ingest`] reads their headers into the durable [`catalog`], quarantines bad files
+//! ([`quarantine`]), and decides when a study is complete ([`complete`]). [`scan`] is the
+//! offline path used by `ismf inspect`. The engine is synchronous and takes the time as an
+//! argument, so its decisions are tested without sleeping.
 
 pub mod catalog;
+pub mod complete;
+pub mod quarantine;
+pub mod watch;
 
-use catalog::{Added, Catalog};
+use crate::inspect::study_report;
+use crate::preprocess::ClinicalHeader;
+use crate::series::{Rules, SequenceKind};
+use catalog::{Added, Catalog, Journal, Record};
+use complete::{StudyState, Timing};
+use quarantine::{Quarantine, QuarantineMode};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Errors of ingest, each naming the file.
@@ -25,6 +37,8 @@ pub enum IngestError {
         path: PathBuf,
         attribute: &'static str,
     },
+    #[error("{path}: cannot watch: {reason}")]
+    Watch { path: PathBuf, reason: String },
 }
 
 /// A file that did not enter the catalog, or entered it with a remark.
@@ -114,4 +128,359 @@ pub fn scan(path: &Path) -> Result<Scan, IngestError> {
         }
     }
     Ok(scan)
+}
+
+/// What the ingest engine needs to know.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    pub watch_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub quarantine_dir: PathBuf,
+    pub quarantine_mode: QuarantineMode,
+    pub timing: Timing,
+    pub rules: Rules,
+}
+
+/// Something ingest did or decided, for logs, MQTT events and the pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IngestEvent {
+    Added {
+        path: PathBuf,
+        study: String,
+    },
+    /// The same SOP Instance re-sent; ignored.
+    Duplicate {
+        path: PathBuf,
+        first: PathBuf,
+    },
+    /// Another file under an already catalogued SOP Instance UID; the first is kept.
+    Conflict {
+        path: PathBuf,
+        first: PathBuf,
+    },
+    Skipped {
+        path: PathBuf,
+        reason: String,
+    },
+    Quarantined {
+        path: PathBuf,
+        to: PathBuf,
+        reason: String,
+    },
+    /// The file disappeared before it could be read.
+    Vanished {
+        path: PathBuf,
+    },
+    /// An instance for a study already processed or failed: catalogued, not reprocessed.
+    Late {
+        path: PathBuf,
+        study: String,
+        state: StudyState,
+    },
+    Complete {
+        study: String,
+        sequences: Vec<(SequenceKind, Vec<PathBuf>)>,
+        clinical: ClinicalHeader,
+    },
+    Incomplete {
+        study: String,
+        problems: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Status {
+    state: StudyState,
+    last_arrival: f64,
+}
+
+/// The ingest engine: durable catalog, quarantine and completeness.
+#[derive(Debug)]
+pub struct Ingest {
+    config: IngestConfig,
+    catalog: Catalog,
+    journal: Journal,
+    studies: BTreeMap<String, Status>,
+    /// Files already handled (catalogued or rejected), by path, with their size then.
+    handled: HashMap<PathBuf, u64>,
+    quarantine: Quarantine,
+}
+
+impl Ingest {
+    /// Opens the state folder and replays its journal. Returns the engine and the events a
+    /// restart owes: studies that were complete but never marked processed are announced again.
+    pub fn open(config: IngestConfig) -> Result<(Ingest, Vec<IngestEvent>), IngestError> {
+        let (journal, records) = Journal::open(&config.state_dir)?;
+        let quarantine = Quarantine {
+            dir: config.quarantine_dir.clone(),
+            mode: config.quarantine_mode,
+        };
+        let mut ingest = Ingest {
+            config,
+            catalog: Catalog::default(),
+            journal,
+            studies: BTreeMap::new(),
+            handled: HashMap::new(),
+            quarantine,
+        };
+        for r in records {
+            match r {
+                Record::Instance { at, header } => {
+                    ingest.handled.insert(header.path.clone(), header.file_size);
+                    let study = header.study_instance_uid.clone();
+                    ingest.catalog.add(*header);
+                    let s = ingest.studies.entry(study).or_insert(Status {
+                        state: StudyState::Receiving,
+                        last_arrival: at,
+                    });
+                    s.last_arrival = s.last_arrival.max(at);
+                }
+                Record::State { study, state, .. } => {
+                    if let Some(s) = ingest.studies.get_mut(&study) {
+                        s.state = state;
+                    }
+                }
+                Record::Rejected { path, size, .. } => {
+                    ingest.handled.insert(path, size);
+                }
+            }
+        }
+        let owed: Vec<String> = ingest
+            .studies
+            .iter()
+            .filter(|(_, s)| s.state == StudyState::Complete)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let events = owed
+            .into_iter()
+            .filter_map(|study| ingest.complete_event(&study))
+            .collect();
+        Ok((ingest, events))
+    }
+
+    pub fn state(&self, study: &str) -> Option<StudyState> {
+        self.studies.get(study).map(|s| s.state)
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn reject(
+        &mut self,
+        path: &Path,
+        size: u64,
+        reason: String,
+        now: f64,
+    ) -> Result<(), IngestError> {
+        self.handled.insert(path.to_path_buf(), size);
+        self.journal.append(&Record::Rejected {
+            at: now,
+            path: path.to_path_buf(),
+            size,
+            reason,
+        })
+    }
+
+    fn quarantine_file(
+        &mut self,
+        path: &Path,
+        size: u64,
+        reason: String,
+        now: f64,
+    ) -> Result<IngestEvent, IngestError> {
+        let to = self.quarantine.put(&self.config.watch_dir, path, &reason)?;
+        tracing::warn!(file = %path.display(), quarantined = %to.display(), %reason, "file quarantined");
+        self.reject(path, size, reason.clone(), now)?;
+        Ok(IngestEvent::Quarantined {
+            path: path.to_path_buf(),
+            to,
+            reason,
+        })
+    }
+
+    /// Takes a file the watcher found ready. Bad files are quarantined; nothing here stops
+    /// the process — only a failing state folder is an error.
+    pub fn offer(&mut self, path: &Path, now: f64) -> Result<Vec<IngestEvent>, IngestError> {
+        let size = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => return Ok(Vec::new()),
+            Err(_) => {
+                return Ok(vec![IngestEvent::Vanished {
+                    path: path.to_path_buf(),
+                }])
+            }
+        };
+        if self.handled.get(path) == Some(&size) {
+            return Ok(Vec::new());
+        }
+        if path
+            .file_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case("DICOMDIR"))
+        {
+            let reason = "DICOMDIR (media directory, not an image)".to_string();
+            self.reject(path, size, reason.clone(), now)?;
+            return Ok(vec![IngestEvent::Skipped {
+                path: path.to_path_buf(),
+                reason,
+            }]);
+        }
+        if size == 0 {
+            return Ok(vec![self.quarantine_file(
+                path,
+                size,
+                "empty file (0 bytes)".into(),
+                now,
+            )?]);
+        }
+        let header = match catalog::read_header(path) {
+            Ok(h) => h,
+            Err(e @ IngestError::NotAnImage { .. }) => {
+                self.reject(path, size, e.to_string(), now)?;
+                return Ok(vec![IngestEvent::Skipped {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }]);
+            }
+            Err(IngestError::Io { .. }) if !path.exists() => {
+                return Ok(vec![IngestEvent::Vanished {
+                    path: path.to_path_buf(),
+                }])
+            }
+            Err(e) => return Ok(vec![self.quarantine_file(path, size, e.to_string(), now)?]),
+        };
+        let study = header.study_instance_uid.clone();
+        match self.catalog.add(header.clone()) {
+            Added::Duplicate { first } => {
+                self.reject(path, size, format!("duplicate of {}", first.display()), now)?;
+                Ok(vec![IngestEvent::Duplicate {
+                    path: path.to_path_buf(),
+                    first,
+                }])
+            }
+            Added::Conflict { first } => {
+                self.reject(
+                    path,
+                    size,
+                    format!("conflicts with {}", first.display()),
+                    now,
+                )?;
+                tracing::warn!(file = %path.display(), first = %first.display(), "conflicting file under a known SOP Instance UID");
+                Ok(vec![IngestEvent::Conflict {
+                    path: path.to_path_buf(),
+                    first,
+                }])
+            }
+            Added::New => {
+                self.journal.append(&Record::Instance {
+                    at: now,
+                    header: Box::new(header),
+                })?;
+                self.handled.insert(path.to_path_buf(), size);
+                let status = self.studies.entry(study.clone()).or_insert(Status {
+                    state: StudyState::Receiving,
+                    last_arrival: now,
+                });
+                status.last_arrival = now;
+                match status.state {
+                    StudyState::Receiving => Ok(vec![IngestEvent::Added {
+                        path: path.to_path_buf(),
+                        study,
+                    }]),
+                    StudyState::Complete | StudyState::Incomplete => {
+                        // A late series re-opens a study that has not been processed yet.
+                        status.state = StudyState::Receiving;
+                        self.journal.append(&Record::State {
+                            at: now,
+                            study: study.clone(),
+                            state: StudyState::Receiving,
+                        })?;
+                        Ok(vec![IngestEvent::Added {
+                            path: path.to_path_buf(),
+                            study,
+                        }])
+                    }
+                    state @ (StudyState::Processed | StudyState::Failed) => {
+                        Ok(vec![IngestEvent::Late {
+                            path: path.to_path_buf(),
+                            study,
+                            state,
+                        }])
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete_event(&self, study: &str) -> Option<IngestEvent> {
+        let entry = self.catalog.studies.get(study)?;
+        let report = study_report(entry, &self.config.rules);
+        let sequences: Vec<(SequenceKind, Vec<PathBuf>)> = SequenceKind::REQUIRED
+            .iter()
+            .filter_map(|&k| report.sequences.get(k).map(|s| (k, s.files.clone())))
+            .collect();
+        let clinical = entry
+            .series
+            .values()
+            .flat_map(|s| s.instances.values())
+            .next()
+            .map(|h| h.clinical())
+            .unwrap_or_default();
+        Some(IngestEvent::Complete {
+            study: study.to_string(),
+            sequences,
+            clinical,
+        })
+    }
+
+    /// Decides, at `now`, which receiving studies are complete or incomplete.
+    pub fn tick(&mut self, now: f64) -> Result<Vec<IngestEvent>, IngestError> {
+        let mut events = Vec::new();
+        let receiving: Vec<(String, f64)> = self
+            .studies
+            .iter()
+            .filter(|(_, s)| s.state == StudyState::Receiving)
+            .map(|(k, s)| (k.clone(), s.last_arrival))
+            .collect();
+        for (study, last) in receiving {
+            if now - last < self.config.timing.stable_seconds {
+                continue;
+            }
+            let Some(entry) = self.catalog.studies.get(&study) else {
+                continue;
+            };
+            let report = study_report(entry, &self.config.rules);
+            let Some(state) = complete::decide(report.complete, last, now, &self.config.timing)
+            else {
+                continue;
+            };
+            self.set_state(&study, state, now)?;
+            match state {
+                StudyState::Complete => events.extend(self.complete_event(&study)),
+                _ => events.push(IngestEvent::Incomplete {
+                    study,
+                    problems: report.problems,
+                }),
+            }
+        }
+        Ok(events)
+    }
+
+    /// Records a study's new state (the pipeline marks studies processed or failed).
+    pub fn set_state(
+        &mut self,
+        study: &str,
+        state: StudyState,
+        now: f64,
+    ) -> Result<(), IngestError> {
+        if let Some(s) = self.studies.get_mut(study) {
+            s.state = state;
+            self.journal.append(&Record::State {
+                at: now,
+                study: study.to_string(),
+                state,
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,440 @@
+//! The ingest engine and watcher on simulator exports: completeness with a fake clock, bad
+//! files quarantined while good studies go through, restarts that lose nothing and announce
+//! nothing twice, and the real watcher under a realtime scanner export (slow writes, renames,
+//! re-sends), nested folders, symbolic links and poll-only mode.
+
+use ismf::ingest::complete::{StudyState, Timing};
+use ismf::ingest::quarantine::QuarantineMode;
+use ismf::ingest::watch::{self, WatchConfig};
+use ismf::ingest::{Ingest, IngestConfig, IngestEvent};
+use ismf::series::{Rules, SequenceKind};
+use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn simulate_into(
+    dir: &Path,
+    studies: usize,
+    seed: u64,
+    mode: ExportMode,
+    layout: Layout,
+) -> Vec<serde_json::Value> {
+    let opts = SimulateOptions {
+        out: dir.to_path_buf(),
+        studies,
+        study: StudyOptions {
+            seed,
+            site: Site::Internal,
+            classes: TumourClass::ALL.to_vec(),
+            vendor: None,
+            distractors: Default::default(),
+        },
+        mode,
+        layout,
+        preview: None,
+        speed: 25.0,
+        progress: false,
+    };
+    simulate::run(&opts).expect("simulate");
+    std::fs::read_to_string(dir.join("truth.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn config(root: &Path, stable: f64, force: f64) -> IngestConfig {
+    IngestConfig {
+        watch_dir: root.join("export"),
+        state_dir: root.join("state"),
+        quarantine_dir: root.join("quarantine"),
+        quarantine_mode: QuarantineMode::Move,
+        timing: Timing {
+            stable_seconds: stable,
+            force_after_seconds: force,
+        },
+        rules: Rules::default(),
+    }
+}
+
+fn dicom_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Truth: study UID → (series UID → role).
+fn roles(truth: &[serde_json::Value]) -> HashMap<String, HashMap<String, String>> {
+    truth
+        .iter()
+        .map(|t| {
+            let m = t["series"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    (
+                        s["series_instance_uid"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        s["role"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            (
+                t["study_instance_uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                m,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn engine_completes_quarantines_and_survives_restarts() {
+    let root = tempfile::tempdir().expect("dir");
+    let cfg = config(root.path(), 10.0, 60.0);
+    let truth = simulate_into(&cfg.watch_dir, 2, 1, ExportMode::Instant, Layout::Flat);
+    std::fs::remove_file(cfg.watch_dir.join("truth.jsonl")).expect("truth out of the export");
+    let files = dicom_files(&cfg.watch_dir);
+    // Bad files among the good ones.
+    let bytes = std::fs::read(&files[3]).expect("read");
+    std::fs::write(cfg.watch_dir.join("truncated.dcm"), &bytes[..300]).expect("write");
+    std::fs::write(cfg.watch_dir.join("notes.txt"), b"not DICOM at all").expect("write");
+    std::fs::write(cfg.watch_dir.join("empty.dcm"), b"").expect("write");
+    std::fs::write(cfg.watch_dir.join("DICOMDIR"), b"dir").expect("write");
+    std::fs::copy(&files[5], cfg.watch_dir.join("resent.dcm")).expect("copy");
+
+    let (mut ingest, owed) = Ingest::open(cfg.clone()).expect("open");
+    assert!(owed.is_empty());
+    let mut t = 1000.0;
+    let mut events = Vec::new();
+    for f in dicom_files(&cfg.watch_dir).into_iter().chain([
+        cfg.watch_dir.join("notes.txt"),
+        cfg.watch_dir.join("DICOMDIR"),
+    ]) {
+        events.extend(ingest.offer(&f, t).expect("offer"));
+        t += 0.01;
+    }
+    let quarantined: Vec<_> = events
+        .iter()
+        .filter_map(|e| {
+            if let IngestEvent::Quarantined { path, .. } = e {
+                Some(path.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(quarantined.len(), 3, "{quarantined:?}");
+    for name in ["truncated.dcm", "notes.txt", "empty.dcm"] {
+        assert!(!cfg.watch_dir.join(name).exists(), "{name} moved out");
+        let reason = std::fs::read_to_string(cfg.quarantine_dir.join(format!("{name}.reason.txt")))
+            .expect("reason file");
+        assert!(reason.contains(name), "{reason}");
+    }
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, IngestEvent::Skipped { path, .. } if path.ends_with("DICOMDIR"))));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, IngestEvent::Duplicate { path, .. } if path.ends_with("resent.dcm"))));
+
+    // Not yet quiet for stable_seconds: nothing; then both complete, with the true series.
+    assert!(ingest.tick(t + 5.0).expect("tick").is_empty());
+    let done = ingest.tick(t + 11.0).expect("tick");
+    let truth_roles = roles(&truth);
+    assert_eq!(done.len(), 2, "{done:?}");
+    for e in &done {
+        let IngestEvent::Complete {
+            study,
+            sequences,
+            clinical,
+        } = e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(sequences.len(), 4);
+        assert!(clinical.patient_sex.is_some());
+        for (kind, paths) in sequences {
+            let h = ismf::ingest::catalog::read_header(&paths[0]).expect("header");
+            assert_eq!(truth_roles[study][&h.series_instance_uid], kind.key());
+        }
+        assert_eq!(ingest.state(study), Some(StudyState::Complete));
+    }
+    // Restart: complete-but-unprocessed studies are owed again; processed ones are not.
+    drop(ingest);
+    let (mut ingest, owed) = Ingest::open(cfg.clone()).expect("reopen");
+    assert_eq!(owed.len(), 2);
+    let first = truth[0]["study_instance_uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ingest
+        .set_state(&first, StudyState::Processed, t + 20.0)
+        .expect("mark");
+    drop(ingest);
+    let (mut ingest, owed) = Ingest::open(cfg.clone()).expect("reopen");
+    assert_eq!(owed.len(), 1);
+    // Re-offering everything after a restart adds nothing.
+    for f in dicom_files(&cfg.watch_dir) {
+        assert!(
+            ingest.offer(&f, t + 30.0).expect("offer").is_empty(),
+            "{} offered twice",
+            f.display()
+        );
+    }
+    // A late instance for a processed study is catalogued, not reprocessed.
+    let late = cfg.watch_dir.join("late.dcm");
+    let mut obj = dicom_object::open_file(&files[0]).expect("open");
+    obj.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::SOP_INSTANCE_UID,
+        dicom_core::VR::UI,
+        dicom_core::PrimitiveValue::from("2.25.1234567890"),
+    ));
+    obj.write_to_file(&late).expect("write");
+    let h = ismf::ingest::catalog::read_header(&late).expect("header");
+    let ev = ingest.offer(&late, t + 31.0).expect("offer");
+    if h.study_instance_uid == first {
+        assert!(matches!(ev[0], IngestEvent::Late { .. }), "{ev:?}");
+    } else {
+        assert!(matches!(ev[0], IngestEvent::Added { .. }), "{ev:?}");
+    }
+}
+
+#[test]
+fn missing_sequence_is_reported_incomplete_after_force_time() {
+    let root = tempfile::tempdir().expect("dir");
+    let cfg = config(root.path(), 5.0, 30.0);
+    let truth = simulate_into(
+        &cfg.watch_dir,
+        1,
+        2,
+        ExportMode::Instant,
+        Layout::SeriesDirs,
+    );
+    let t2fs = truth[0]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["role"] == "sag_t2fs")
+        .expect("t2fs")["series_number"]
+        .as_u64()
+        .unwrap_or(0);
+    std::fs::remove_dir_all(cfg.watch_dir.join("S00000").join(format!("SE{t2fs:04}")))
+        .expect("remove T2FS");
+    let extra_stir = truth[0]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .any(|s| s["role"] == "sag_stir");
+    let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
+    for f in dicom_files(&cfg.watch_dir) {
+        ingest.offer(&f, 100.0).expect("offer");
+    }
+    if extra_stir {
+        // The extra STIR stands in for the removed T2FS: the study is complete.
+        assert_eq!(ingest.tick(106.0).expect("tick").len(), 1);
+        return;
+    }
+    assert!(
+        ingest.tick(106.0).expect("tick").is_empty(),
+        "not complete without T2FS"
+    );
+    let ev = ingest.tick(131.0).expect("tick");
+    match ev.as_slice() {
+        [IngestEvent::Incomplete { problems, .. }] => {
+            assert!(
+                problems.iter().any(|p| p.starts_with("missing sag_t2fs")),
+                "{problems:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs the watcher and the engine with real time until `studies` complete or `limit` passes.
+fn watch_until(
+    cfg: &IngestConfig,
+    wcfg: WatchConfig,
+    studies: usize,
+    limit: Duration,
+    during: impl FnOnce() + Send,
+) -> Vec<IngestEvent> {
+    let (tx, rx) = mpsc::sync_channel(16);
+    let watcher = watch::spawn(wcfg, tx).expect("watch");
+    let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
+    let start = Instant::now();
+    let mut events = Vec::new();
+    std::thread::scope(|s| {
+        let writer = s.spawn(during);
+        loop {
+            let now = || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0)
+            };
+            if let Ok(path) = rx.recv_timeout(Duration::from_millis(100)) {
+                events.extend(ingest.offer(&path, now()).expect("offer"));
+            }
+            events.extend(ingest.tick(now()).expect("tick"));
+            let complete = events
+                .iter()
+                .filter(|e| matches!(e, IngestEvent::Complete { .. }))
+                .count();
+            if (complete >= studies && writer.is_finished()) || start.elapsed() > limit {
+                break;
+            }
+        }
+        let _ = writer.join();
+    });
+    watcher.stop();
+    events
+}
+
+#[test]
+fn watcher_follows_a_realtime_scanner_export() {
+    let root = tempfile::tempdir().expect("dir");
+    let cfg = config(root.path(), 1.5, 30.0);
+    std::fs::create_dir_all(&cfg.watch_dir).expect("mkdir");
+    let mut w = WatchConfig::new(cfg.watch_dir.clone());
+    w.settle = Duration::from_millis(400);
+    w.rescan = Duration::from_secs(2);
+    let export = cfg.watch_dir.clone();
+    let events = watch_until(&cfg, w, 2, Duration::from_secs(90), move || {
+        simulate_into(&export, 2, 3, ExportMode::Realtime, Layout::SeriesDirs);
+    });
+    let complete: Vec<&String> = events
+        .iter()
+        .filter_map(|e| {
+            if let IngestEvent::Complete { study, .. } = e {
+                Some(study)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        complete.len(),
+        2,
+        "each study completes exactly once: {complete:?}"
+    );
+    assert_ne!(complete[0], complete[1]);
+    let quarantined: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Quarantined { .. }))
+        .collect();
+    // truth.jsonl lands in the export folder too: the only file quarantined.
+    assert!(
+        quarantined.iter().all(
+            |e| matches!(e, IngestEvent::Quarantined { path, .. } if path.ends_with("truth.jsonl"))
+        ),
+        "{quarantined:?}"
+    );
+    let added = events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Added { .. }))
+        .count();
+    let expected = dicom_files(&cfg.watch_dir)
+        .iter()
+        .filter(|p| !p.to_string_lossy().ends_with("_resend.dcm"))
+        .count();
+    assert_eq!(added, expected, "every instance catalogued once");
+    assert!(!events.iter().any(
+        |e| matches!(e, IngestEvent::Added { path, .. } if path.to_string_lossy().contains(".part"))
+    ));
+}
+
+#[test]
+fn restart_mid_study_loses_nothing_and_polls_without_inotify() {
+    let root = tempfile::tempdir().expect("dir");
+    let cfg = config(root.path(), 1.0, 30.0);
+    let source = root.path().join("source");
+    simulate_into(&source, 1, 4, ExportMode::Instant, Layout::SeriesDirs);
+    let files = dicom_files(&source);
+    let (first_half, second_half) = files.split_at(files.len() / 2);
+    std::fs::create_dir_all(&cfg.watch_dir).expect("mkdir");
+    // A symbolic link out of the tree is never followed.
+    std::os::unix::fs::symlink(
+        source.join("truth.jsonl"),
+        cfg.watch_dir.join("outside.dcm"),
+    )
+    .expect("symlink");
+    let mut w = WatchConfig::new(cfg.watch_dir.clone());
+    w.settle = Duration::from_millis(300);
+    w.rescan = Duration::from_millis(500);
+    w.poll_only = true;
+    let (src, export) = (source.clone(), cfg.watch_dir.clone());
+    let part1 = first_half.to_vec();
+    let ev1 = watch_until(&cfg, w.clone(), 1, Duration::from_secs(4), move || {
+        copy_files(&src, &export, &part1)
+    });
+    assert!(
+        !ev1.iter()
+            .any(|e| matches!(e, IngestEvent::Complete { .. })),
+        "half a study is not complete"
+    );
+    assert!(!ev1.iter().any(
+        |e| matches!(e, IngestEvent::Quarantined { path, .. } if path.ends_with("outside.dcm"))
+    ));
+    let n1 = ev1
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Added { .. }))
+        .count();
+    assert_eq!(n1, first_half.len());
+    copy_files(&source, &cfg.watch_dir, second_half);
+    let ev2 = watch_until(&cfg, w, 1, Duration::from_secs(30), || {});
+    let n2 = ev2
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::Added { .. }))
+        .count();
+    assert_eq!(
+        n2,
+        second_half.len(),
+        "after the restart only the new files are added"
+    );
+    assert_eq!(
+        ev2.iter()
+            .filter(|e| matches!(e, IngestEvent::Complete { .. }))
+            .count(),
+        1
+    );
+    let seqs = ev2.iter().find_map(|e| {
+        if let IngestEvent::Complete { sequences, .. } = e {
+            Some(sequences.clone())
+        } else {
+            None
+        }
+    });
+    assert_eq!(
+        seqs.map(|s| s.iter().map(|(k, _)| *k).collect::<Vec<_>>()),
+        Some(SequenceKind::REQUIRED.to_vec())
+    );
+}
+
+/// Copies `files` from under `source` to the same relative paths under `export`.
+fn copy_files(source: &Path, export: &Path, files: &[PathBuf]) {
+    for f in files {
+        let rel = f.strip_prefix(source).expect("under source");
+        let to = export.join(rel);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(f, to).expect("copy");
+    }
+}
