@@ -147,6 +147,31 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
             attribute: "Rows/Columns",
         });
     }
+    let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    // Uncompressed pixel data has a known size: a file too short for what its header claims is
+    // truncated or lying about its dimensions, and is refused before anyone allocates for it.
+    const NATIVE: [&str; 3] = [
+        uids::IMPLICIT_VR_LITTLE_ENDIAN,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
+        "1.2.840.10008.1.2.2", // Explicit VR Big Endian (retired, still sent)
+    ];
+    if NATIVE.contains(&transfer_syntax.as_str()) {
+        let bytes_per_sample =
+            (int(&obj, tags::BITS_ALLOCATED).unwrap_or(16).max(1) as u64).div_ceil(8);
+        let samples = int(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1).max(1) as u64;
+        let claimed = (rows as u64)
+            .saturating_mul(columns as u64)
+            .saturating_mul(frames as u64)
+            .saturating_mul(bytes_per_sample * samples);
+        if claimed > file_size {
+            return Err(IngestError::Unreadable {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "header claims {rows} × {columns} × {frames} pixels ({claimed} bytes) but the file has {file_size} bytes"
+                ),
+            });
+        }
+    }
     Ok(InstanceHeader {
         path: path.to_path_buf(),
         sop_instance_uid: required(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
@@ -173,7 +198,7 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
         spectral_suppression: text(&obj, tags::SPECTRALLY_SELECTED_SUPPRESSION),
         rows: rows as u32,
         columns: columns as u32,
-        frames: int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u32,
+        frames: frames as u32,
         patient_age: text(&obj, tags::PATIENT_AGE),
         patient_sex: text(&obj, tags::PATIENT_SEX),
         patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),

@@ -282,7 +282,8 @@ impl Ingest {
         })
     }
 
-    fn quarantine_file(
+    /// Quarantines `path` with `reason` (also for the pipeline, when decoding fails later).
+    pub fn quarantine_file(
         &mut self,
         path: &Path,
         size: u64,
@@ -347,7 +348,14 @@ impl Ingest {
                     path: path.to_path_buf(),
                 }])
             }
-            Err(e) => return Ok(vec![self.quarantine_file(path, size, e.to_string(), now)?]),
+            Err(e) => {
+                return Ok(vec![self.quarantine_file(
+                    path,
+                    size,
+                    e.to_string(),
+                    now,
+                )?])
+            }
         };
         let study = header.study_instance_uid.clone();
         match self.catalog.add(header.clone()) {
