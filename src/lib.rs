@@ -12,15 +12,19 @@
 //! |---|---|
 //! | [`ingest`] | header-only reads, the Study → Series → Instance catalog, folder scans |
 //! | [`series`] | sequence identification rules (sag T1W/T2W/T2FS, ax T2W) with reasons |
+//! | [`dicom_guard`] | refuses forged element lengths before dicom-rs allocates for them |
 //! | [`pixels`] | DICOM pixel decoding into float volumes (all native codecs), with limits |
 //! | [`preprocess`] | volumes → 2.5-D model stacks, normalisation, clinical vector |
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
+//! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
 //!
 //! The core is synchronous: rendering and encoding are plain functions over owned data, with
 //! rayon for data parallelism; async code will live only at the edges (watcher, MQTT).
 
+pub mod bench;
+pub mod dicom_guard;
 pub mod ingest;
 pub mod inspect;
 pub mod logging;

@@ -39,6 +39,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks (results go to BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Decode one DICOM file's pixels (after the modality LUT) into a float32 .npy
     /// of shape [frames, rows, cols].
     Decode {
@@ -49,6 +52,43 @@ enum Command {
         #[arg(long, default_value_t = ismf::pixels::DEFAULT_MAX_VOXELS)]
         max_voxels: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Decode + preprocess the first complete study under DIR, REPEAT times; print seconds per
+    /// run and the peak resident memory.
+    Preprocess {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Read the header of every file under DIR; print the time and files per second.
+    Headers { dir: PathBuf },
+}
+
+fn bench(cmd: BenchCommand) -> Result<(), (anyhow::Error, u8)> {
+    use ismf::bench;
+    match cmd {
+        BenchCommand::Preprocess { dir, repeat } => {
+            let runs = bench::preprocess_runs(&dir, repeat).map_err(|e| (e.into(), 1))?;
+            for r in &runs {
+                println!("{r:.4}");
+            }
+            println!(
+                "peak_rss_mib {:.1}",
+                bench::peak_rss_mib().unwrap_or(f64::NAN)
+            );
+        }
+        BenchCommand::Headers { dir } => {
+            let (secs, n) = bench::header_scan(&dir).map_err(|e| (e.into(), 1))?;
+            println!(
+                "files {n} seconds {secs:.3} files_per_second {:.0}",
+                n as f64 / secs.max(1e-9)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn decode(file: PathBuf, npy: PathBuf, max_voxels: u64) -> Result<(), (anyhow::Error, u8)> {
@@ -154,6 +194,7 @@ fn main() -> ExitCode {
             npy,
             max_voxels,
         } => decode(file, npy, max_voxels),
+        Command::Bench(cmd) => bench(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

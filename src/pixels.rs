@@ -108,6 +108,12 @@ fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
 
 /// Checks the header of `path` before any pixel is read: transfer syntax and size.
 fn check_header(path: &Path, max_voxels: u64) -> Result<(), PixelError> {
+    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Whole).map_err(|reason| {
+        PixelError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
     let head = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)

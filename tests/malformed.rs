@@ -151,6 +151,7 @@ fn malformed_files_are_quarantined_and_good_studies_go_through() {
         state_dir: root.path().join("state"),
         quarantine_dir: root.path().join("quarantine"),
         quarantine_mode: QuarantineMode::Copy,
+        quarantine_grace_seconds: 5.0,
         timing: Timing {
             stable_seconds: 1.0,
             force_after_seconds: 10.0,
@@ -166,6 +167,7 @@ fn malformed_files_are_quarantined_and_good_studies_go_through() {
                 .expect("offer never fails on bad input"),
         );
     }
+    events.extend(ingest.tick(16.0).expect("tick after the grace period"));
     let mut quarantined: Vec<PathBuf> = events
         .iter()
         .filter_map(|e| {
@@ -222,7 +224,8 @@ fn malformed_files_are_quarantined_and_good_studies_go_through() {
         );
     }
     // The damaged study (header intact, pixels not) waits, incomplete; the good one completes.
-    let done = ingest.tick(20.0).expect("tick");
+    let mut done = ingest.tick(20.0).expect("tick");
+    done.extend(events.iter().cloned());
     let complete: Vec<_> = done
         .iter()
         .filter(|e| matches!(e, IngestEvent::Complete { .. }))

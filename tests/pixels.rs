@@ -348,3 +348,17 @@ fn decode_cli_writes_npy_and_names_bad_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.dcm"));
 }
+
+#[test]
+fn preamble_less_files_are_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let src = PathBuf::from(PYDICOM_FILES).join("MR_small.dcm");
+    let bytes = std::fs::read(&src).expect("read");
+    let stripped = dir.path().join("no-preamble.dcm");
+    std::fs::write(&stripped, &bytes[128..]).expect("write");
+    let h = ismf::ingest::catalog::read_header(&stripped).expect("header without preamble");
+    assert_eq!(h.rows, 64);
+    let a = decode_file(&src, DEFAULT_MAX_VOXELS).expect("original");
+    let b = decode_file(&stripped, DEFAULT_MAX_VOXELS).expect("stripped");
+    assert_eq!(a.data, b.data);
+}

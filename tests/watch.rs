@@ -51,6 +51,7 @@ fn config(root: &Path, stable: f64, force: f64) -> IngestConfig {
         state_dir: root.join("state"),
         quarantine_dir: root.join("quarantine"),
         quarantine_mode: QuarantineMode::Move,
+        quarantine_grace_seconds: 5.0,
         timing: Timing {
             stable_seconds: stable,
             force_after_seconds: force,
@@ -132,6 +133,11 @@ fn engine_completes_quarantines_and_survives_restarts() {
         events.extend(ingest.offer(&f, t).expect("offer"));
         t += 0.01;
     }
+    // Unreadable files wait out the grace period, then go to quarantine.
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, IngestEvent::Deferred { .. })));
+    events.extend(ingest.tick(t + 6.0).expect("tick"));
     let quarantined: Vec<_> = events
         .iter()
         .filter_map(|e| {

@@ -113,6 +113,12 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
             source,
         })?
         .len();
+    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Header).map_err(|reason| {
+        IngestError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -303,6 +309,8 @@ pub enum Added {
     Conflict {
         first: PathBuf,
     },
+    /// The same file (path and SOP Instance UID) read again after it changed; entry replaced.
+    Updated,
 }
 
 /// The in-memory Study → Series → Instance index.
@@ -328,6 +336,19 @@ impl Catalog {
                 instances: BTreeMap::new(),
             });
         if let Some(first) = series.instances.get(&h.sop_instance_uid) {
+            if first.path == h.path {
+                // The same file again, grown or rewritten since it was first read: keep the new.
+                let same = first.file_size == h.file_size;
+                let key = h.sop_instance_uid.clone();
+                series.instances.insert(key.clone(), h);
+                return if same {
+                    Added::Duplicate {
+                        first: series.instances[&key].path.clone(),
+                    }
+                } else {
+                    Added::Updated
+                };
+            }
             return if first.file_size == h.file_size {
                 Added::Duplicate {
                     first: first.path.clone(),
@@ -431,5 +452,66 @@ impl Journal {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(path: &str, sop: &str, size: u64) -> InstanceHeader {
+        InstanceHeader {
+            path: PathBuf::from(path),
+            sop_class_uid: uids::MR_IMAGE_STORAGE.into(),
+            sop_instance_uid: sop.into(),
+            study_instance_uid: "1.2.3".into(),
+            series_instance_uid: "1.2.3.4".into(),
+            transfer_syntax: uids::EXPLICIT_VR_LITTLE_ENDIAN.into(),
+            modality: "MR".into(),
+            instance_number: Some(1),
+            series_number: Some(1),
+            series_description: String::new(),
+            protocol_name: String::new(),
+            image_type: Vec::new(),
+            scanning_sequence: Vec::new(),
+            sequence_variant: Vec::new(),
+            scan_options: Vec::new(),
+            echo_time: None,
+            repetition_time: None,
+            inversion_time: None,
+            image_position: None,
+            image_orientation: None,
+            contrast_agent: None,
+            diffusion_b_value: None,
+            spectral_suppression: None,
+            rows: 4,
+            columns: 4,
+            frames: 1,
+            patient_age: None,
+            patient_sex: None,
+            patient_birth_date: None,
+            study_date: None,
+            body_part: None,
+            study_description: None,
+            file_size: size,
+        }
+    }
+
+    #[test]
+    fn resends_conflicts_and_rewrites_are_told_apart() {
+        let mut c = Catalog::default();
+        assert_eq!(c.add(header("/a", "9", 100)), Added::New);
+        assert_eq!(
+            c.add(header("/b", "9", 100)),
+            Added::Duplicate { first: "/a".into() }
+        );
+        assert_eq!(
+            c.add(header("/c", "9", 120)),
+            Added::Conflict { first: "/a".into() }
+        );
+        // The same path grown since: the entry follows the file.
+        assert_eq!(c.add(header("/a", "9", 150)), Added::Updated);
+        let kept = &c.studies["1.2.3"].series["1.2.3.4"].instances["9"];
+        assert_eq!(kept.file_size, 150);
     }
 }

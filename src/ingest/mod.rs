@@ -101,7 +101,7 @@ pub fn scan(path: &Path) -> Result<Scan, IngestError> {
         }
         match catalog::read_header(&file) {
             Ok(h) => match scan.catalog.add(h) {
-                Added::New => {}
+                Added::New | Added::Updated => {}
                 Added::Duplicate { first } => scan.skipped.push(Problem {
                     path: file,
                     problem: format!(
@@ -138,6 +138,9 @@ pub struct IngestConfig {
     pub quarantine_dir: PathBuf,
     pub quarantine_mode: QuarantineMode,
     pub timing: Timing,
+    /// A file that fails to read is quarantined only if it is still unchanged and failing this
+    /// long after the first failure: a writer stalled mid-file must not lose its file.
+    pub quarantine_grace_seconds: f64,
     pub rules: Rules,
 }
 
@@ -171,6 +174,11 @@ pub enum IngestEvent {
     Vanished {
         path: PathBuf,
     },
+    /// The file could not be read yet; it is retried after the grace period, then quarantined.
+    Deferred {
+        path: PathBuf,
+        reason: String,
+    },
     /// An instance for a study already processed or failed: catalogued, not reprocessed.
     Late {
         path: PathBuf,
@@ -203,6 +211,8 @@ pub struct Ingest {
     studies: BTreeMap<String, Status>,
     /// Files already handled (catalogued or rejected), by path, with their size then.
     handled: HashMap<PathBuf, u64>,
+    /// Files that failed to read, by path: (size then, time of the failure, reason).
+    deferred: HashMap<PathBuf, (u64, f64, String)>,
     quarantine: Quarantine,
 }
 
@@ -221,6 +231,7 @@ impl Ingest {
             journal,
             studies: BTreeMap::new(),
             handled: HashMap::new(),
+            deferred: HashMap::new(),
             quarantine,
         };
         for r in records {
@@ -307,9 +318,10 @@ impl Ingest {
             Ok(m) if m.is_file() => m.len(),
             Ok(_) => return Ok(Vec::new()),
             Err(_) => {
+                self.deferred.remove(path);
                 return Ok(vec![IngestEvent::Vanished {
                     path: path.to_path_buf(),
-                }])
+                }]);
             }
         };
         if self.handled.get(path) == Some(&size) {
@@ -327,12 +339,7 @@ impl Ingest {
             }]);
         }
         if size == 0 {
-            return Ok(vec![self.quarantine_file(
-                path,
-                size,
-                "empty file (0 bytes)".into(),
-                now,
-            )?]);
+            return self.defer_or_quarantine(path, size, "empty file (0 bytes)".into(), now);
         }
         let header = match catalog::read_header(path) {
             Ok(h) => h,
@@ -348,15 +355,9 @@ impl Ingest {
                     path: path.to_path_buf(),
                 }])
             }
-            Err(e) => {
-                return Ok(vec![self.quarantine_file(
-                    path,
-                    size,
-                    e.to_string(),
-                    now,
-                )?])
-            }
+            Err(e) => return self.defer_or_quarantine(path, size, e.to_string(), now),
         };
+        self.deferred.remove(path);
         let study = header.study_instance_uid.clone();
         match self.catalog.add(header.clone()) {
             Added::Duplicate { first } => {
@@ -379,7 +380,7 @@ impl Ingest {
                     first,
                 }])
             }
-            Added::New => {
+            Added::New | Added::Updated => {
                 self.journal.append(&Record::Instance {
                     at: now,
                     header: Box::new(header),
@@ -441,9 +442,47 @@ impl Ingest {
         })
     }
 
-    /// Decides, at `now`, which receiving studies are complete or incomplete.
+    /// First failure of a file: wait. Still failing, same size, after the grace: quarantine.
+    fn defer_or_quarantine(
+        &mut self,
+        path: &Path,
+        size: u64,
+        reason: String,
+        now: f64,
+    ) -> Result<Vec<IngestEvent>, IngestError> {
+        match self.deferred.get(path) {
+            Some(&(s, since, _))
+                if s == size && now - since >= self.config.quarantine_grace_seconds =>
+            {
+                self.deferred.remove(path);
+                Ok(vec![self.quarantine_file(path, size, reason, now)?])
+            }
+            Some(&(s, _, _)) if s == size => Ok(Vec::new()),
+            _ => {
+                tracing::debug!(file = %path.display(), %reason, "unreadable for now; retried after the grace period");
+                self.deferred
+                    .insert(path.to_path_buf(), (size, now, reason.clone()));
+                Ok(vec![IngestEvent::Deferred {
+                    path: path.to_path_buf(),
+                    reason,
+                }])
+            }
+        }
+    }
+
+    /// Decides, at `now`, which receiving studies are complete or incomplete, and retries files
+    /// whose grace period is over.
     pub fn tick(&mut self, now: f64) -> Result<Vec<IngestEvent>, IngestError> {
         let mut events = Vec::new();
+        let due: Vec<PathBuf> = self
+            .deferred
+            .iter()
+            .filter(|(_, (_, since, _))| now - since >= self.config.quarantine_grace_seconds)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            events.extend(self.offer(&path, now)?);
+        }
         let receiving: Vec<(String, f64)> = self
             .studies
             .iter()

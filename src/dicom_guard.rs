@@ -1,0 +1,278 @@
+//! A declared-length guard run before dicom-rs reads a file.
+//!
+//! dicom-rs sizes a value's buffer from its declared length before reading it (`try_reserve`,
+//! then zero-fill), so one forged length of 4 GiB costs 4 GiB of memory — fuzzing found this in
+//! the first minutes (`fuzz/`). The guard walks the element headers of the file meta group and of
+//! the data set up to Pixel Data, and refuses any defined length larger than the file, before a
+//! single value of that size is allocated. Malformed structure is left to the real reader to
+//! report; the guard only bounds memory.
+
+use dicom_core::dictionary::DataDictionary;
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// VRs whose explicit-VR header has a 4-byte length (PS3.5 7.1.2).
+const LONG_VRS: [&[u8; 2]; 13] = [
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+];
+
+/// How far a reader will go, and so how far the guard must look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// Up to Pixel Data (header-only reads).
+    Header,
+    /// The whole data set, elements after Pixel Data included (full reads).
+    Whole,
+}
+
+/// Refuses files whose element headers declare more bytes than the file holds. `Ok` also for
+/// files the guard cannot walk (not Part-10, unknown or deflated transfer syntax): the real
+/// reader decides about those.
+pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    let mut head = [0u8; 132];
+    let n = read_up_to(&mut f, &mut head).map_err(|e| e.to_string())?;
+    let start = if n >= 132 && &head[128..132] == b"DICM" {
+        132
+    } else if n >= 4 && &head[..4] == b"DICM" {
+        4
+    } else {
+        return Ok(());
+    };
+    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    // File meta group: always explicit VR little endian.
+    let mut ts = String::new();
+    let mut pos = start;
+    loop {
+        let mut h = [0u8; 8];
+        if read_up_to(&mut f, &mut h).map_err(|e| e.to_string())? < 8 {
+            return Ok(());
+        }
+        let group = u16::from_le_bytes([h[0], h[1]]);
+        if group != 0x0002 {
+            f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+            break;
+        }
+        let element = u16::from_le_bytes([h[2], h[3]]);
+        let vr = [h[4], h[5]];
+        let (len, header_len) = if LONG_VRS.contains(&&vr) {
+            let mut l = [0u8; 4];
+            if read_up_to(&mut f, &mut l).map_err(|e| e.to_string())? < 4 {
+                return Ok(());
+            }
+            (u32::from_le_bytes(l) as u64, 12)
+        } else {
+            (u16::from_le_bytes([h[6], h[7]]) as u64, 8)
+        };
+        if len > size.saturating_sub(pos + header_len) {
+            return Err(format!(
+                "meta element (0002,{element:04X}) declares {len} bytes, more than the file holds"
+            ));
+        }
+        if element == 0x0010 {
+            let mut v = vec![0u8; len as usize];
+            f.read_exact(&mut v).map_err(|e| e.to_string())?;
+            ts = String::from_utf8_lossy(&v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        } else {
+            f.seek(SeekFrom::Current(len as i64))
+                .map_err(|e| e.to_string())?;
+        }
+        pos += header_len + len;
+    }
+    // Deflated data sets inflate to more than the file size; the guard does not bound them.
+    let (explicit, big_endian) = match ts.as_str() {
+        "1.2.840.10008.1.2" => (false, false),
+        "1.2.840.10008.1.2.2" => (true, true),
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        _ => match dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(&ts) {
+            Some(_) => (true, false),
+            None => return Ok(()),
+        },
+    };
+    walk(
+        &mut std::io::BufReader::new(f),
+        pos,
+        size,
+        explicit,
+        big_endian,
+        extent,
+    )
+}
+
+/// Walks element headers from `pos` to the end of the file (or Pixel Data), descending into
+/// sequences and items instead of skipping them, so that every declared length is checked
+/// against the bytes that remain.
+fn walk(
+    f: &mut (impl Read + Seek),
+    mut pos: u64,
+    size: u64,
+    explicit: bool,
+    big_endian: bool,
+    extent: Extent,
+) -> Result<(), String> {
+    const UNDEFINED: u32 = 0xFFFF_FFFF;
+    let u16_at = |b: &[u8]| {
+        if big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let u32_at = |b: &[u8]| {
+        if big_endian {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
+    };
+    loop {
+        let mut h = [0u8; 8];
+        if read_up_to(f, &mut h).map_err(|e| e.to_string())? < 8 {
+            return Ok(());
+        }
+        let tag = Tag(u16_at(&h[0..2]), u16_at(&h[2..4]));
+        let (len, header_len, vr) = if tag.group() == 0xFFFE {
+            // Item, item delimiter, sequence delimiter: always a 4-byte length, no VR.
+            (u32_at(&h[4..8]), 8u64, *b"  ")
+        } else if explicit {
+            let vr = [h[4], h[5]];
+            if LONG_VRS.contains(&&vr) {
+                let mut l = [0u8; 4];
+                if read_up_to(f, &mut l).map_err(|e| e.to_string())? < 4 {
+                    return Ok(());
+                }
+                (u32_at(&l), 12, vr)
+            } else {
+                (u16_at(&h[6..8]) as u32, 8, vr)
+            }
+        } else {
+            let is_sq = dicom_dictionary_std::StandardDataDictionary
+                .by_tag(tag)
+                .is_some_and(|e| {
+                    matches!(
+                        e.vr,
+                        dicom_core::dictionary::VirtualVr::Exact(dicom_core::VR::SQ)
+                    )
+                });
+            (u32_at(&h[4..8]), 8, if is_sq { *b"SQ" } else { *b"  " })
+        };
+        pos += header_len;
+        if tag == tags::PIXEL_DATA && extent == Extent::Header {
+            if len != UNDEFINED && len as u64 > size.saturating_sub(pos) {
+                return Err(format!(
+                    "Pixel Data declares {len} bytes, more than the file holds"
+                ));
+            }
+            return Ok(());
+        }
+        // Containers are entered, not skipped: sequences, items, undefined-length values
+        // (encapsulated pixel data, UN sequences).
+        let container = tag.group() == 0xFFFE || &vr == b"SQ" || len == UNDEFINED;
+        if container {
+            if len != UNDEFINED
+                && tag != Tag(0xFFFE, 0xE00D)
+                && tag != Tag(0xFFFE, 0xE0DD)
+                && len as u64 > size.saturating_sub(pos)
+            {
+                return Err(format!(
+                    "element {tag} declares {len} bytes, more than the file holds ({size})"
+                ));
+            }
+            // Encapsulated fragments are items holding bytes, not elements: skip their values.
+            if tag == Tag(0xFFFE, 0xE000) && in_fragments(f, pos, big_endian)? {
+                f.seek(SeekFrom::Current(len as i64))
+                    .map_err(|e| e.to_string())?;
+                pos += len as u64;
+            }
+            continue;
+        }
+        if len as u64 > size.saturating_sub(pos) {
+            return Err(format!(
+                "element {tag} declares {len} bytes, more than the file holds ({size})"
+            ));
+        }
+        f.seek(SeekFrom::Current(len as i64))
+            .map_err(|e| e.to_string())?;
+        pos += len as u64;
+    }
+}
+
+/// Whether the item starting at `pos` holds raw bytes (a pixel fragment) rather than elements:
+/// an item whose content does not start with a plausible element tag.
+fn in_fragments(f: &mut (impl Read + Seek), pos: u64, big_endian: bool) -> Result<bool, String> {
+    let mut b = [0u8; 4];
+    let n = read_up_to(f, &mut b).map_err(|e| e.to_string())?;
+    f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+    if n < 4 {
+        return Ok(true);
+    }
+    let group = if big_endian {
+        u16::from_be_bytes([b[0], b[1]])
+    } else {
+        u16::from_le_bytes([b[0], b[1]])
+    };
+    // Data set items start with a small even group (0008, 0018, 0020, 0028, 0040, …); JPEG,
+    // JPEG-LS and JPEG 2000 streams start with FF D8 / FF 4F / 00 00 00 0C, and basic offset
+    // tables with arbitrary offsets.
+    Ok(!(group % 2 == 0 && (0x0008..=0x7FDF).contains(&group)))
+}
+
+fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_lengths_are_refused_and_real_files_pass() {
+        let src = Path::new("/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small.dcm");
+        let Ok(bytes) = std::fs::read(src) else {
+            panic!("{} missing: apt-get install python3-pydicom", src.display());
+        };
+        assert_eq!(check(src, Extent::Whole), Ok(()));
+        let dir = tempfile::tempdir().expect("dir");
+        // PatientName (0010,0010) PN in explicit VR LE: claim 0xFFFF bytes, and a 4 GiB OB.
+        let i = bytes
+            .windows(6)
+            .position(|w| w == [0x10, 0x00, 0x10, 0x00, b'P', b'N'])
+            .expect("PatientName");
+        let mut forged = bytes.clone();
+        forged[i + 6] = 0xFF;
+        forged[i + 7] = 0xFF;
+        let p = dir.path().join("forged.dcm");
+        std::fs::write(&p, &forged).expect("write");
+        assert!(check(&p, Extent::Header).is_err());
+        let mut huge = bytes[..i].to_vec();
+        huge.extend_from_slice(&[
+            0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF,
+        ]);
+        huge.extend_from_slice(&[0u8; 64]);
+        let p = dir.path().join("huge.dcm");
+        std::fs::write(&p, &huge).expect("write");
+        assert!(check(&p, Extent::Header).unwrap_err().contains("declares"));
+        // An oversized element after Pixel Data is only seen by a whole-file check.
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(&[
+            0xF1, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF, 1, 2,
+        ]);
+        let p = dir.path().join("trailing.dcm");
+        std::fs::write(&p, &trailing).expect("write");
+        assert_eq!(check(&p, Extent::Header), Ok(()));
+        assert!(check(&p, Extent::Whole).is_err());
+    }
+}
