@@ -444,3 +444,56 @@ fn copy_files(source: &Path, export: &Path, files: &[PathBuf]) {
         std::fs::copy(f, to).expect("copy");
     }
 }
+
+#[test]
+fn files_deleted_before_reading_and_links_inside_the_tree() {
+    let root = tempfile::tempdir().expect("dir");
+    let cfg = config(root.path(), 1.0, 30.0);
+    simulate_into(&cfg.watch_dir, 1, 5, ExportMode::Instant, Layout::Flat);
+    std::fs::remove_file(cfg.watch_dir.join("truth.jsonl")).expect("remove truth");
+    let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
+    // Deleted between the watcher's report and the read.
+    let gone = cfg.watch_dir.join("gone.dcm");
+    std::fs::write(&gone, b"x").expect("write");
+    std::fs::remove_file(&gone).expect("remove");
+    assert!(matches!(
+        ingest.offer(&gone, 1.0).expect("offer").as_slice(),
+        [IngestEvent::Vanished { .. }]
+    ));
+    // Unreadable now, deleted before its grace ran out: nothing is quarantined.
+    let flaky = cfg.watch_dir.join("flaky.dcm");
+    std::fs::write(&flaky, b"half a file").expect("write");
+    assert!(matches!(
+        ingest.offer(&flaky, 2.0).expect("offer").as_slice(),
+        [IngestEvent::Deferred { .. }]
+    ));
+    std::fs::remove_file(&flaky).expect("remove");
+    let later = ingest.tick(10.0).expect("tick");
+    assert!(
+        !later
+            .iter()
+            .any(|e| matches!(e, IngestEvent::Quarantined { .. })),
+        "{later:?}"
+    );
+    // A link inside the tree is followed by the watcher.
+    let sub = cfg.watch_dir.join("linked");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    let target = dicom_files(&cfg.watch_dir)[0].clone();
+    std::os::unix::fs::symlink(&target, sub.join("link.dcm")).expect("symlink");
+    let (tx, rx) = mpsc::sync_channel(256);
+    let mut w = WatchConfig::new(cfg.watch_dir.clone());
+    w.settle = Duration::from_millis(100);
+    let watcher = watch::spawn(w, tx).expect("watch");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline && !seen.iter().any(|p: &PathBuf| p.ends_with("link.dcm")) {
+        if let Ok(p) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(p);
+        }
+    }
+    watcher.stop();
+    assert!(
+        seen.iter().any(|p| p.ends_with("link.dcm")),
+        "link inside the tree delivered"
+    );
+}
