@@ -259,13 +259,52 @@ pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let decoded = obj.decode_pixel_data().map_err(decode_err)?;
-    let (rows, columns, frames) = (
-        decoded.rows() as usize,
-        decoded.columns() as usize,
-        decoded.number_of_frames() as usize,
-    );
-    let mut data: Vec<f32> = decoded.to_vec().map_err(decode_err)?;
+    /// What decoding yields before geometry.
+    struct Decoded {
+        rows: usize,
+        columns: usize,
+        frames: usize,
+        data: Vec<f32>,
+        /// (lowest, highest) stored value after rescale, for MONOCHROME1 inversion.
+        range: (f64, f64),
+    }
+    // Codecs are third-party code fed hostile bytes: a panic in one (fuzzing found an index out
+    // of bounds in the RLE adapter on a short segment) becomes this file's error, not the
+    // appliance's crash.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let d = obj.decode_pixel_data()?;
+        let bits = d.bits_stored() as i32;
+        let signed = d.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+        let (lo, hi) = if signed {
+            (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0)
+        } else {
+            (0.0, 2f64.powi(bits) - 1.0)
+        };
+        let (slope, intercept) = d
+            .rescale()
+            .ok()
+            .and_then(|r| r.first().map(|r| (r.slope, r.intercept)))
+            .unwrap_or((1.0, 0.0));
+        Ok::<_, dicom_pixeldata::Error>(Decoded {
+            rows: d.rows() as usize,
+            columns: d.columns() as usize,
+            frames: d.number_of_frames() as usize,
+            data: d.to_vec()?,
+            range: (lo * slope + intercept, hi * slope + intercept),
+        })
+    }))
+    .map_err(|panic| PixelError::Decode {
+        path: path.to_path_buf(),
+        reason: format!("decoder panicked: {}", panic_message(&panic)),
+    })?
+    .map_err(decode_err)?;
+    let Decoded {
+        rows,
+        columns,
+        frames,
+        mut data,
+        range,
+    } = decoded;
     if data.len() != rows * columns * frames {
         return Err(PixelError::Decode {
             path: path.to_path_buf(),
@@ -283,19 +322,7 @@ pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
         .unwrap_or(false);
     if monochrome1 {
         // MONOCHROME1 shows the minimum as white: mirror within the stored range after rescale.
-        let bits = decoded.bits_stored() as i32;
-        let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
-        let (lo, hi) = if signed {
-            (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0)
-        } else {
-            (0.0, 2f64.powi(bits) - 1.0)
-        };
-        let (slope, intercept) = decoded
-            .rescale()
-            .ok()
-            .and_then(|r| r.first().map(|r| (r.slope, r.intercept)))
-            .unwrap_or((1.0, 0.0));
-        let sum = ((lo + hi) * slope + 2.0 * intercept) as f32;
+        let sum = (range.0 + range.1) as f32;
         for v in &mut data {
             *v = sum - *v;
         }
@@ -314,6 +341,13 @@ pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
         orientation,
         pixel_spacing,
     })
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Writes `volume` as a float32 NumPy `.npy` file of shape [frames, rows, cols] (format 1.0).
