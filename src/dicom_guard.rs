@@ -47,14 +47,25 @@ pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
     // File meta group: always explicit VR little endian.
     let mut ts = String::new();
     let mut pos = start;
+    // End of the meta group from its group length (0002,0000), as dicom-rs reads it.
+    let mut meta_end: Option<u64> = None;
     loop {
+        if meta_end.is_some_and(|end| pos >= end) {
+            break;
+        }
         let mut h = [0u8; 8];
         if read_up_to(&mut f, &mut h).map_err(|e| e.to_string())? < 8 {
             return Ok(());
         }
         let group = u16::from_le_bytes([h[0], h[1]]);
         if group != 0x0002 {
-            f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+            if meta_end.is_some() {
+                // The group length promised more meta elements than there are.
+                return Err(
+                    "the file meta group is corrupt (its group length disagrees with its elements)"
+                        .into(),
+                );
+            }
             break;
         }
         let element = u16::from_le_bytes([h[2], h[3]]);
@@ -73,18 +84,22 @@ pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
                 "meta element (0002,{element:04X}) declares {len} bytes, more than the file holds"
             ));
         }
-        if element == 0x0010 {
-            let mut v = vec![0u8; len as usize];
-            f.read_exact(&mut v).map_err(|e| e.to_string())?;
+        let mut v = vec![0u8; len as usize];
+        f.read_exact(&mut v).map_err(|e| e.to_string())?;
+        if element == 0x0000 && len == 4 {
+            meta_end =
+                Some(pos + header_len + 4 + u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as u64);
+        } else if element == 0x0010 {
             ts = String::from_utf8_lossy(&v)
                 .trim_end_matches(['\0', ' '])
                 .to_string();
-        } else {
-            f.seek(SeekFrom::Current(len as i64))
-                .map_err(|e| e.to_string())?;
         }
         pos += header_len + len;
     }
+    if ts.is_empty() {
+        return Err("the file meta group has no Transfer Syntax UID".into());
+    }
+    f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
     // Deflated data sets inflate to more than the file size; the guard does not bound them.
     let (explicit, big_endian) = match ts.as_str() {
         "1.2.840.10008.1.2" => (false, false),
@@ -109,7 +124,7 @@ pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
 /// sequences and items instead of skipping them, so that every declared length is checked
 /// against the bytes that remain.
 fn walk(
-    f: &mut (impl Read + Seek),
+    f: &mut std::io::BufReader<std::fs::File>,
     mut pos: u64,
     size: u64,
     explicit: bool,
@@ -205,10 +220,14 @@ fn walk(
 
 /// Whether the item starting at `pos` holds raw bytes (a pixel fragment) rather than elements:
 /// an item whose content does not start with a plausible element tag.
-fn in_fragments(f: &mut (impl Read + Seek), pos: u64, big_endian: bool) -> Result<bool, String> {
+fn in_fragments(
+    f: &mut std::io::BufReader<std::fs::File>,
+    _pos: u64,
+    big_endian: bool,
+) -> Result<bool, String> {
     let mut b = [0u8; 4];
     let n = read_up_to(f, &mut b).map_err(|e| e.to_string())?;
-    f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+    f.seek_relative(-(n as i64)).map_err(|e| e.to_string())?;
     if n < 4 {
         return Ok(true);
     }

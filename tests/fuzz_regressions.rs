@@ -8,7 +8,11 @@ use std::path::PathBuf;
 #[test]
 fn fuzz_crashes_are_errors() {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz"));
-    for name in ["oom-forged-length-1.dcm", "oom-forged-length-2.dcm", "rle-short-segment.dcm"] {
+    for name in [
+        "oom-forged-length-1.dcm",
+        "oom-forged-length-2.dcm",
+        "rle-short-segment.dcm",
+    ] {
         let path = dir.join(name);
         assert!(path.exists(), "{} missing", path.display());
         let _ = read_header(&path);
