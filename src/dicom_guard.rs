@@ -14,9 +14,12 @@ use dicom_encoding::TransferSyntaxIndex;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// VRs whose explicit-VR header has a 4-byte length (PS3.5 7.1.2).
-const LONG_VRS: [&[u8; 2]; 13] = [
-    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV",
+/// VRs whose explicit-VR header has a 2-byte length (PS3.5 7.1.2). Every other VR — unknown
+/// ones too, which dicom-rs reads as UN — has two reserved bytes and a 4-byte length; the guard
+/// must read headers exactly as dicom-rs does or it checks a different stream.
+const SHORT_VRS: [&[u8; 2]; 21] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN",
+    b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
 /// How far a reader will go, and so how far the guard must look.
@@ -70,7 +73,7 @@ pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
         }
         let element = u16::from_le_bytes([h[2], h[3]]);
         let vr = [h[4], h[5]];
-        let (len, header_len) = if LONG_VRS.contains(&&vr) {
+        let (len, header_len) = if !SHORT_VRS.contains(&&vr) {
             let mut l = [0u8; 4];
             if read_up_to(&mut f, &mut l).map_err(|e| e.to_string())? < 4 {
                 return Ok(());
@@ -157,7 +160,7 @@ fn walk(
             (u32_at(&h[4..8]), 8u64, *b"  ")
         } else if explicit {
             let vr = [h[4], h[5]];
-            if LONG_VRS.contains(&&vr) {
+            if !SHORT_VRS.contains(&&vr) {
                 let mut l = [0u8; 4];
                 if read_up_to(f, &mut l).map_err(|e| e.to_string())? < 4 {
                     return Ok(());
@@ -178,6 +181,12 @@ fn walk(
             (u32_at(&h[4..8]), 8, if is_sq { *b"SQ" } else { *b"  " })
         };
         pos += header_len;
+        if std::env::var_os("ISMF_GUARD_DEBUG").is_some() {
+            eprintln!(
+                "guard: {tag} vr {} len {len} at {pos}",
+                String::from_utf8_lossy(&vr)
+            );
+        }
         if tag == tags::PIXEL_DATA && extent == Extent::Header {
             if len != UNDEFINED && len as u64 > size.saturating_sub(pos) {
                 return Err(format!(

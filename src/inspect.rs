@@ -231,7 +231,7 @@ pub fn render_text(r: &Report) -> String {
         }
     }
     for p in &r.problems {
-        let _ = writeln!(out, "problem: {}: {}", p.path.display(), p.problem);
+        let _ = writeln!(out, "problem: {}", p.problem);
     }
     if !r.skipped.is_empty() {
         let _ = writeln!(
