@@ -10,7 +10,7 @@
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_pixeldata::PixelDecoder;
 use std::path::{Path, PathBuf};
 
@@ -106,21 +106,8 @@ fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
     obj.element_opt(tag).ok().flatten()?.items()?.first()
 }
 
-/// Checks the header of `path` before any pixel is read: transfer syntax and size.
-fn check_header(path: &Path, max_voxels: u64) -> Result<(), PixelError> {
-    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Whole).map_err(|reason| {
-        PixelError::Unreadable {
-            path: path.to_path_buf(),
-            reason,
-        }
-    })?;
-    let head = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| PixelError::Unreadable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+/// Checks the header of `path` before any pixel is decoded: transfer syntax and size.
+fn check_header(path: &Path, head: &DefaultDicomObject, max_voxels: u64) -> Result<(), PixelError> {
     let uid = head
         .meta()
         .transfer_syntax()
@@ -250,11 +237,19 @@ fn geometry(obj: &DefaultDicomObject, frames: usize) -> Geometry {
 /// Decodes `path` into real-world values (modality LUT applied), refusing volumes over
 /// `max_voxels` before reading pixel data.
 pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
-    check_header(path, max_voxels)?;
+    // The guard bounds what reading the file can allocate by the file's size; the header
+    // check then bounds what decoding may allocate, before it does.
+    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Whole).map_err(|reason| {
+        PixelError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        }
+    })?;
     let obj = dicom_object::open_file(path).map_err(|e| PixelError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    check_header(path, &obj, max_voxels)?;
     let decode_err = |e: dicom_pixeldata::Error| PixelError::Decode {
         path: path.to_path_buf(),
         reason: e.to_string(),
