@@ -124,14 +124,14 @@ fn check_header(path: &Path, head: &DefaultDicomObject, max_voxels: u64) -> Resu
         path: path.to_path_buf(),
         attribute,
     };
-    let rows = int(&head, tags::ROWS)
+    let rows = int(head, tags::ROWS)
         .filter(|&r| r > 0)
         .ok_or_else(|| bad("Rows"))?;
-    let columns = int(&head, tags::COLUMNS)
+    let columns = int(head, tags::COLUMNS)
         .filter(|&c| c > 0)
         .ok_or_else(|| bad("Columns"))?;
-    let frames = int(&head, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-    let samples = int(&head, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let frames = int(head, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    let samples = int(head, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     if samples != 1 {
         return Err(bad("SamplesPerPixel (only monochrome images are read)"));
     }
