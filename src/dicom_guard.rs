@@ -3,13 +3,13 @@
 //! dicom-rs sizes a value's buffer from its declared length before reading it (`try_reserve`,
 //! then zero-fill), so one forged length of 4 GiB costs 4 GiB of memory — fuzzing found this in
 //! the first minutes (`fuzz/`). The guard walks the element headers of the file meta group and of
-//! the data set up to Pixel Data, and refuses any defined length larger than the file, before a
+//! the whole data set (dicom-rs reads into an encapsulated Pixel Data sequence even when asked to
+//! stop at Pixel Data, and reads elements after it on a full read), and refuses any defined length larger than the file, before a
 //! single value of that size is allocated. Malformed structure is left to the real reader to
 //! report; the guard only bounds memory.
 
 use dicom_core::dictionary::DataDictionary;
 use dicom_core::Tag;
-use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -22,19 +22,10 @@ const SHORT_VRS: [&[u8; 2]; 21] = [
     b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
 ];
 
-/// How far a reader will go, and so how far the guard must look.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Extent {
-    /// Up to Pixel Data (header-only reads).
-    Header,
-    /// The whole data set, elements after Pixel Data included (full reads).
-    Whole,
-}
-
 /// Refuses files whose element headers declare more bytes than the file holds. `Ok` also for
 /// files the guard cannot walk (not Part-10, unknown or deflated transfer syntax): the real
 /// reader decides about those.
-pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
+pub fn check(path: &Path) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     let mut head = [0u8; 132];
@@ -119,11 +110,10 @@ pub fn check(path: &Path, extent: Extent) -> Result<(), String> {
         size,
         explicit,
         big_endian,
-        extent,
     )
 }
 
-/// Walks element headers from `pos` to the end of the file (or Pixel Data), descending into
+/// Walks element headers from `pos` to the end of the file, descending into
 /// sequences and items instead of skipping them, so that every declared length is checked
 /// against the bytes that remain.
 fn walk(
@@ -132,7 +122,6 @@ fn walk(
     size: u64,
     explicit: bool,
     big_endian: bool,
-    extent: Extent,
 ) -> Result<(), String> {
     const UNDEFINED: u32 = 0xFFFF_FFFF;
     let u16_at = |b: &[u8]| {
@@ -186,14 +175,6 @@ fn walk(
                 "guard: {tag} vr {} len {len} at {pos}",
                 String::from_utf8_lossy(&vr)
             );
-        }
-        if tag == tags::PIXEL_DATA && extent == Extent::Header {
-            if len != UNDEFINED && len as u64 > size.saturating_sub(pos) {
-                return Err(format!(
-                    "Pixel Data declares {len} bytes, more than the file holds"
-                ));
-            }
-            return Ok(());
         }
         // Containers are entered, not skipped: sequences, items, undefined-length values
         // (encapsulated pixel data, UN sequences).
@@ -272,7 +253,7 @@ mod tests {
         let Ok(bytes) = std::fs::read(src) else {
             panic!("{} missing: apt-get install python3-pydicom", src.display());
         };
-        assert_eq!(check(src, Extent::Whole), Ok(()));
+        assert_eq!(check(src), Ok(()));
         let dir = tempfile::tempdir().expect("dir");
         // PatientName (0010,0010) PN in explicit VR LE: claim 0xFFFF bytes, and a 4 GiB OB.
         let i = bytes
@@ -284,7 +265,7 @@ mod tests {
         forged[i + 7] = 0xFF;
         let p = dir.path().join("forged.dcm");
         std::fs::write(&p, &forged).expect("write");
-        assert!(check(&p, Extent::Header).is_err());
+        assert!(check(&p).is_err());
         let mut huge = bytes[..i].to_vec();
         huge.extend_from_slice(&[
             0x09, 0x00, 0x10, 0x10, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF,
@@ -292,15 +273,14 @@ mod tests {
         huge.extend_from_slice(&[0u8; 64]);
         let p = dir.path().join("huge.dcm");
         std::fs::write(&p, &huge).expect("write");
-        assert!(check(&p, Extent::Header).unwrap_err().contains("declares"));
-        // An oversized element after Pixel Data is only seen by a whole-file check.
+        assert!(check(&p).unwrap_err().contains("declares"));
+        // An oversized element after Pixel Data is seen too.
         let mut trailing = bytes.clone();
         trailing.extend_from_slice(&[
             0xF1, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF, 1, 2,
         ]);
         let p = dir.path().join("trailing.dcm");
         std::fs::write(&p, &trailing).expect("write");
-        assert_eq!(check(&p, Extent::Header), Ok(()));
-        assert!(check(&p, Extent::Whole).is_err());
+        assert!(check(&p).is_err());
     }
 }

@@ -239,11 +239,9 @@ fn geometry(obj: &DefaultDicomObject, frames: usize) -> Geometry {
 pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
     // The guard bounds what reading the file can allocate by the file's size; the header
     // check then bounds what decoding may allocate, before it does.
-    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Whole).map_err(|reason| {
-        PixelError::Unreadable {
-            path: path.to_path_buf(),
-            reason,
-        }
+    crate::dicom_guard::check(path).map_err(|reason| PixelError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
     })?;
     let obj = dicom_object::open_file(path).map_err(|e| PixelError::Unreadable {
         path: path.to_path_buf(),

@@ -13,6 +13,7 @@ fn fuzz_crashes_are_errors() {
         "oom-forged-length-2.dcm",
         "rle-short-segment.dcm",
         "j2k-short-fragment.dcm",
+        "oom-encapsulated-fragment.dcm",
     ] {
         let path = dir.join(name);
         assert!(path.exists(), "{} missing", path.display());

@@ -113,11 +113,9 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, IngestError> {
             source,
         })?
         .len();
-    crate::dicom_guard::check(path, crate::dicom_guard::Extent::Header).map_err(|reason| {
-        IngestError::Unreadable {
-            path: path.to_path_buf(),
-            reason,
-        }
+    crate::dicom_guard::check(path).map_err(|reason| IngestError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
     })?;
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
