@@ -2,49 +2,15 @@
 //! identified exactly as the simulator's ground truth says, with reasons; `ismf inspect --json`
 //! keeps its contract; bad and foreign files are reported, never fatal.
 
+mod common;
+
+use common::{sim, truth};
 use ismf::inspect::{self, Report};
 use ismf::series::{Rules, SequenceKind};
-use ismf::simulate::{
-    self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass, Vendor,
-};
+use ismf::simulate::{self, Site, Vendor};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-
-fn simulate_into(
-    dir: &Path,
-    studies: usize,
-    seed: u64,
-    site: Site,
-    vendor: Option<Vendor>,
-    distractors: &str,
-) {
-    let opts = SimulateOptions {
-        out: dir.to_path_buf(),
-        studies,
-        study: StudyOptions {
-            seed,
-            site,
-            classes: TumourClass::ALL.to_vec(),
-            vendor,
-            distractors: distractors.parse().unwrap_or_default(),
-        },
-        mode: ExportMode::Instant,
-        layout: Layout::Flat,
-        preview: None,
-        speed: 1.0,
-        progress: false,
-    };
-    simulate::run(&opts).expect("simulate");
-}
-
-fn truth(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("truth.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// Checks a report against the truth: each required role is selected; every other series is
 /// `other`, except an extra STIR, which qualifies as T2FS but must lose the tie-break.
@@ -103,6 +69,21 @@ fn check(report: &Report, truth: &[serde_json::Value]) -> usize {
         }
     }
     checked
+}
+
+fn simulate_into(
+    dir: &Path,
+    studies: usize,
+    seed: u64,
+    site: Site,
+    vendor: Option<Vendor>,
+    distractors: &str,
+) {
+    let mut o = sim(dir, studies, seed);
+    o.study.site = site;
+    o.study.vendor = vendor;
+    o.study.distractors = distractors.parse().unwrap_or_default();
+    simulate::run(&o).expect("simulate");
 }
 
 #[test]

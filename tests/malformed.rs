@@ -3,6 +3,9 @@
 //! good study. Nothing panics; every bad file is quarantined with a reason (at ingest, or at
 //! decode for damage below the header); the good study completes and preprocesses.
 
+mod common;
+
+use common::sim;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use ismf::ingest::complete::Timing;
@@ -11,28 +14,15 @@ use ismf::ingest::{Ingest, IngestConfig, IngestEvent};
 use ismf::pixels::{decode_file, DEFAULT_MAX_VOXELS};
 use ismf::preprocess::{study_inputs, PreprocessParams};
 use ismf::series::Rules;
-use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use ismf::simulate::{self, TumourClass};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 
 fn simulate_into(dir: &Path, seed: u64) {
-    let opts = SimulateOptions {
-        out: dir.to_path_buf(),
-        studies: 1,
-        study: StudyOptions {
-            seed,
-            site: Site::Internal,
-            classes: vec![TumourClass::Meningioma],
-            vendor: None,
-            distractors: "none".parse().unwrap_or_default(),
-        },
-        mode: ExportMode::Instant,
-        layout: Layout::Flat,
-        preview: None,
-        speed: 1.0,
-        progress: false,
-    };
-    simulate::run(&opts).expect("simulate");
+    let mut o = sim(dir, 1, seed);
+    o.study.classes = vec![TumourClass::Meningioma];
+    o.study.distractors = "none".parse().unwrap_or_default();
+    simulate::run(&o).expect("simulate");
     std::fs::remove_file(dir.join("truth.jsonl")).expect("remove truth");
 }
 

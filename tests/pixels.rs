@@ -1,41 +1,17 @@
 //! Pixel decoding against files nobody here wrote (Debian's pydicom test files, decoded by
 //! pydicom), against dcmtk-compressed copies of simulator files, and against hostile headers.
 
+mod common;
+
+use common::{python, sim, tool};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use ismf::pixels::{decode_file, write_npy, PixelError, DEFAULT_MAX_VOXELS};
-use ismf::simulate::{
-    self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass, Vendor,
-};
+use ismf::simulate::{self, TumourClass, Vendor};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PYDICOM_FILES: &str = "/usr/lib/python3/dist-packages/pydicom/data/test_files";
-
-fn python() -> Command {
-    let py = std::env::var("ISMF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import pydicom, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{py} cannot import pydicom and numpy: run the README test command"
-    );
-    Command::new(py)
-}
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "{name} missing: run the README test command (installs dcmtk)"
-    );
-    Command::new(name)
-}
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("runs");
@@ -104,23 +80,11 @@ fn pydicom_test_files_decode_to_pydicom_values() {
 }
 
 fn one_simulated_file(dir: &Path) -> PathBuf {
-    let opts = SimulateOptions {
-        out: dir.join("sim"),
-        studies: 1,
-        study: StudyOptions {
-            seed: 4,
-            site: Site::Internal,
-            classes: vec![TumourClass::Schwannoma],
-            vendor: Some(Vendor::Siemens),
-            distractors: "none".parse().unwrap_or_default(),
-        },
-        mode: ExportMode::Instant,
-        layout: Layout::Flat,
-        preview: None,
-        speed: 1.0,
-        progress: false,
-    };
-    simulate::run(&opts).expect("simulate");
+    let mut o = sim(&dir.join("sim"), 1, 4);
+    o.study.classes = vec![TumourClass::Schwannoma];
+    o.study.vendor = Some(Vendor::Siemens);
+    o.study.distractors = "none".parse().unwrap_or_default();
+    simulate::run(&o).expect("simulate");
     // A mid-sagittal T2W image (series 2 without a localizer).
     dir.join("sim").join("S00000_SE0002_IM0007.dcm")
 }

@@ -1,37 +1,21 @@
 //! Preprocessing on simulator studies: the model inputs have the card's shapes and statistics,
 //! do not depend on file order, report missing slices, and the clinical vector matches the truth.
 
+mod common;
+
+use common::{run_sim, sim};
 use ismf::ingest::catalog::read_header;
 use ismf::inspect;
 use ismf::pixels::DEFAULT_MAX_VOXELS;
 use ismf::preprocess::{study_inputs, PreprocessParams};
 use ismf::series::{Rules, SequenceKind};
-use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use ismf::simulate::Site;
 use std::path::{Path, PathBuf};
 
 fn simulate_into(dir: &Path, site: Site, seed: u64) -> Vec<serde_json::Value> {
-    let opts = SimulateOptions {
-        out: dir.to_path_buf(),
-        studies: 3,
-        study: StudyOptions {
-            seed,
-            site,
-            classes: TumourClass::ALL.to_vec(),
-            vendor: None,
-            distractors: Default::default(),
-        },
-        mode: ExportMode::Instant,
-        layout: Layout::Flat,
-        preview: None,
-        speed: 1.0,
-        progress: false,
-    };
-    simulate::run(&opts).expect("simulate");
-    std::fs::read_to_string(dir.join("truth.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    let mut o = sim(dir, 3, seed);
+    o.study.site = site;
+    run_sim(&o)
 }
 
 fn selected(report: &inspect::StudyReport) -> Vec<(SequenceKind, Vec<PathBuf>)> {

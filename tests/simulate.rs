@@ -5,6 +5,9 @@
 //! The validators are installed by the README test command (`.ci/run`); a missing tool fails
 //! the test rather than skipping it.
 
+mod common;
+
+use common::{dicom_files, python, sim, tool, truth};
 use dicom_dictionary_std::tags;
 use dicom_object::open_file;
 use ismf::simulate::render::pure_tissue;
@@ -87,87 +90,6 @@ fn read_image(path: &Path) -> Image {
     }
 }
 
-fn dicom_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)
-            .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
-            .flatten()
-        {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "dcm") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output();
-    assert!(
-        found.is_ok_and(|o| o.status.success()),
-        "{name} is not installed: run the README test command (it installs dcmtk, dicom3tools, python3-pydicom)"
-    );
-    Command::new(name)
-}
-
-fn python() -> Command {
-    // Debian's python3-pydicom installs into the system interpreter.
-    let py = std::env::var("ISMF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import pydicom"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{py} cannot import pydicom: run the README test command (apt-get install python3-pydicom)"
-    );
-    Command::new(py)
-}
-
-fn options(
-    out: &Path,
-    studies: usize,
-    seed: u64,
-    site: Site,
-    vendor: Option<Vendor>,
-    distractors: &str,
-) -> SimulateOptions {
-    SimulateOptions {
-        out: out.to_path_buf(),
-        studies,
-        study: StudyOptions {
-            seed,
-            site,
-            classes: TumourClass::ALL.to_vec(),
-            vendor,
-            distractors: distractors.parse().unwrap_or_default(),
-        },
-        mode: ExportMode::Instant,
-        layout: Layout::Flat,
-        preview: None,
-        speed: 1.0,
-        progress: false,
-    }
-}
-
-/// Truth lines of a run, parsed loosely.
-fn truth(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("truth.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth line {l}: {e}")))
-        .collect()
-}
-
 fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
@@ -183,6 +105,22 @@ fn normal(iop: &[f64; 6]) -> [f64; 3] {
     ]
 }
 
+fn opts(
+    out: &Path,
+    studies: usize,
+    seed: u64,
+    site: Site,
+    vendor: Option<Vendor>,
+    distractors: &str,
+) -> SimulateOptions {
+    let mut o = sim(out, studies, seed);
+    o.study.site = site;
+    o.study.vendor = vendor;
+    o.study.distractors = distractors.parse().unwrap_or_default();
+    o.speed = 1.0;
+    o
+}
+
 /// Every class × both sites × all vendors, checked by the DICOM validators, pydicom, and for
 /// geometry.
 #[test]
@@ -194,7 +132,7 @@ fn every_class_site_and_vendor_validates() {
             let dir = root.path().join(format!("{}_{vendor:?}", site.name()));
             // External runs ask for every distractor so every series kind is validated.
             let distractors = if site == Site::External { "all" } else { "" };
-            let summary = simulate::run(&options(
+            let summary = simulate::run(&opts(
                 &dir,
                 5,
                 100 + (s * 3 + v) as u64,
@@ -614,7 +552,7 @@ fn output_is_deterministic() {
     let root = tempfile::tempdir().expect("temp dir");
     let run = |name: &str, seed: u64| {
         let dir = root.path().join(name);
-        simulate::run(&options(&dir, 3, seed, Site::External, None, "")).expect("simulate");
+        simulate::run(&opts(&dir, 3, seed, Site::External, None, "")).expect("simulate");
         dicom_files(&dir)
             .into_iter()
             .map(|p| {
@@ -652,7 +590,7 @@ fn output_is_deterministic() {
 #[test]
 fn realtime_export_matches_instant() {
     let root = tempfile::tempdir().expect("temp dir");
-    let mut opts = options(&root.path().join("instant"), 2, 9, Site::Internal, None, "");
+    let mut opts = opts(&root.path().join("instant"), 2, 9, Site::Internal, None, "");
     simulate::run(&opts).expect("instant");
     opts.out = root.path().join("realtime");
     opts.mode = ExportMode::Realtime;

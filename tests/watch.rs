@@ -3,12 +3,15 @@
 //! nothing twice, and the real watcher under a realtime scanner export (slow writes, renames,
 //! re-sends), nested folders, symbolic links and poll-only mode.
 
+mod common;
+
+use common::{dicom_files, run_sim, sim};
 use ismf::ingest::complete::{StudyState, Timing};
 use ismf::ingest::quarantine::QuarantineMode;
 use ismf::ingest::watch::{self, WatchConfig};
 use ismf::ingest::{Ingest, IngestConfig, IngestEvent};
 use ismf::series::{Rules, SequenceKind};
-use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use ismf::simulate::{ExportMode, Layout};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -21,28 +24,10 @@ fn simulate_into(
     mode: ExportMode,
     layout: Layout,
 ) -> Vec<serde_json::Value> {
-    let opts = SimulateOptions {
-        out: dir.to_path_buf(),
-        studies,
-        study: StudyOptions {
-            seed,
-            site: Site::Internal,
-            classes: TumourClass::ALL.to_vec(),
-            vendor: None,
-            distractors: Default::default(),
-        },
-        mode,
-        layout,
-        preview: None,
-        speed: 25.0,
-        progress: false,
-    };
-    simulate::run(&opts).expect("simulate");
-    std::fs::read_to_string(dir.join("truth.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    let mut o = sim(dir, studies, seed);
+    o.mode = mode;
+    o.layout = layout;
+    run_sim(&o)
 }
 
 fn config(root: &Path, stable: f64, force: f64) -> IngestConfig {
@@ -58,23 +43,6 @@ fn config(root: &Path, stable: f64, force: f64) -> IngestConfig {
         },
         rules: Rules::default(),
     }
-}
-
-fn dicom_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "dcm") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Truth: study UID → (series UID → role).

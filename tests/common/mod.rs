@@ -1,0 +1,85 @@
+//! Helpers shared by the whole-flow tests: simulator runs, file listings, ground truth and the
+//! external tools the tests check against. Each test binary uses a subset.
+#![allow(dead_code)]
+
+use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Simulator options for `studies` studies into `out`: internal site, classes cycling through all
+/// five, any vendor, default distractors, instant flat export. Tests change what they need.
+pub fn sim(out: &Path, studies: usize, seed: u64) -> SimulateOptions {
+    SimulateOptions {
+        out: out.to_path_buf(),
+        studies,
+        study: StudyOptions {
+            seed,
+            site: Site::Internal,
+            classes: TumourClass::ALL.to_vec(),
+            vendor: None,
+            distractors: Default::default(),
+        },
+        mode: ExportMode::Instant,
+        layout: Layout::Flat,
+        preview: None,
+        speed: 25.0,
+        progress: false,
+    }
+}
+
+/// Runs the simulator and returns its ground truth.
+pub fn run_sim(opts: &SimulateOptions) -> Vec<serde_json::Value> {
+    simulate::run(opts).expect("simulate");
+    truth(&opts.out)
+}
+
+/// The lines of `dir/truth.jsonl`.
+pub fn truth(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("truth.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth line {l}: {e}")))
+        .collect()
+}
+
+/// Every `.dcm` file under `dir`, sorted.
+pub fn dicom_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "dcm") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A command-line tool the README test command installs; missing means failing, not skipping.
+pub fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{name} is not installed: run the README test command (it installs dcmtk, dicom3tools, python3-pydicom)"
+    );
+    Command::new(name)
+}
+
+/// The Python with Debian's pydicom and numpy (`ISMF_PYTHON` overrides).
+pub fn python() -> Command {
+    let py = std::env::var("ISMF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import pydicom, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{py} cannot import pydicom and numpy: run the README test command (apt-get install python3-pydicom)");
+    Command::new(py)
+}
