@@ -124,6 +124,12 @@ fn walk(
     big_endian: bool,
 ) -> Result<(), String> {
     const UNDEFINED: u32 = 0xFFFF_FFFF;
+    /// An open sequence-like element: encapsulated Pixel Data or anything else with items.
+    struct Container {
+        pixel_data: bool,
+        end: Option<u64>,
+    }
+    let mut containers: Vec<Container> = Vec::new();
     let u16_at = |b: &[u8]| {
         if big_endian {
             u16::from_be_bytes([b[0], b[1]])
@@ -177,23 +183,36 @@ fn walk(
             );
         }
         // Containers are entered, not skipped: sequences, items, undefined-length values
-        // (encapsulated pixel data, UN sequences).
+        // (encapsulated pixel data, UN sequences), so nested lengths are checked too.
+        while containers
+            .last()
+            .is_some_and(|c| c.end.is_some_and(|end| pos >= end))
+        {
+            containers.pop();
+        }
         let container = tag.group() == 0xFFFE || &vr == b"SQ" || len == UNDEFINED;
         if container {
-            if len != UNDEFINED
-                && tag != Tag(0xFFFE, 0xE00D)
-                && tag != Tag(0xFFFE, 0xE0DD)
-                && len as u64 > size.saturating_sub(pos)
-            {
+            let is_delimiter = tag == Tag(0xFFFE, 0xE00D) || tag == Tag(0xFFFE, 0xE0DD);
+            if len != UNDEFINED && !is_delimiter && len as u64 > size.saturating_sub(pos) {
                 return Err(format!(
                     "element {tag} declares {len} bytes, more than the file holds ({size})"
                 ));
             }
-            // Encapsulated fragments are items holding bytes, not elements: skip their values.
-            if tag == Tag(0xFFFE, 0xE000) && in_fragments(f, pos, big_endian)? {
-                f.seek(SeekFrom::Current(len as i64))
-                    .map_err(|e| e.to_string())?;
-                pos += len as u64;
+            if tag == Tag(0xFFFE, 0xE0DD) {
+                containers.pop();
+            } else if tag == Tag(0xFFFE, 0xE000) {
+                // Items of encapsulated Pixel Data are raw fragments; items anywhere else are
+                // data sets, as dicom-rs reads them.
+                if containers.last().is_some_and(|c| c.pixel_data) {
+                    f.seek_relative(len as i64).map_err(|e| e.to_string())?;
+                    pos += len as u64;
+                }
+            } else if !is_delimiter {
+                let end = (len != UNDEFINED).then(|| pos + len as u64);
+                containers.push(Container {
+                    pixel_data: tag == Tag(0x7FE0, 0x0010),
+                    end,
+                });
             }
             continue;
         }
@@ -206,30 +225,6 @@ fn walk(
             .map_err(|e| e.to_string())?;
         pos += len as u64;
     }
-}
-
-/// Whether the item starting at `pos` holds raw bytes (a pixel fragment) rather than elements:
-/// an item whose content does not start with a plausible element tag.
-fn in_fragments(
-    f: &mut std::io::BufReader<std::fs::File>,
-    _pos: u64,
-    big_endian: bool,
-) -> Result<bool, String> {
-    let mut b = [0u8; 4];
-    let n = read_up_to(f, &mut b).map_err(|e| e.to_string())?;
-    f.seek_relative(-(n as i64)).map_err(|e| e.to_string())?;
-    if n < 4 {
-        return Ok(true);
-    }
-    let group = if big_endian {
-        u16::from_be_bytes([b[0], b[1]])
-    } else {
-        u16::from_le_bytes([b[0], b[1]])
-    };
-    // Data set items start with a small even group (0008, 0018, 0020, 0028, 0040, …); JPEG,
-    // JPEG-LS and JPEG 2000 streams start with FF D8 / FF 4F / 00 00 00 0C, and basic offset
-    // tables with arbitrary offsets.
-    Ok(!(group % 2 == 0 && (0x0008..=0x7FDF).contains(&group)))
 }
 
 fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {

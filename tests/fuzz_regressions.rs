@@ -14,6 +14,7 @@ fn fuzz_crashes_are_errors() {
         "rle-short-segment.dcm",
         "j2k-short-fragment.dcm",
         "oom-encapsulated-fragment.dcm",
+        "oom-un-sequence-item.dcm",
     ] {
         let path = dir.join(name);
         assert!(path.exists(), "{} missing", path.display());
