@@ -17,12 +17,14 @@
 //! | [`preprocess`] | volumes → 2.5-D model stacks, normalisation, clinical vector |
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
+//! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
 //!
 //! The core is synchronous: rendering and encoding are plain functions over owned data, with
 //! rayon for data parallelism; async code will live only at the edges (watcher, MQTT).
 
+pub mod alloc;
 pub mod bench;
 pub mod dicom_guard;
 pub mod ingest;

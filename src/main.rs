@@ -10,11 +10,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc keeps freed pages for reuse: decoding allocates a fresh multi-megabyte buffer per
-/// file, and with glibc's mmap threshold every one of them was new pages to fault in and zero
-/// (a third of decode + preprocess time, measured with perf; see BENCHMARKS.md).
+/// mimalloc with a ceiling on single allocations; why both, in `ismf::alloc`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ismf::alloc::BoundedAllocator = ismf::alloc::BoundedAllocator;
 
 #[derive(Parser)]
 #[command(

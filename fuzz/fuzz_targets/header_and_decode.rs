@@ -3,6 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+
+// The product's allocator, so that the fuzzer sees what the appliance would do.
+#[global_allocator]
+static ALLOCATOR: ismf::alloc::BoundedAllocator = ismf::alloc::BoundedAllocator;
 use std::io::Write;
 
 fuzz_target!(|data: &[u8]| {
