@@ -10,6 +10,7 @@
 
 use crate::pixels::{self, PixelError, Volume};
 use crate::series::SequenceKind;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -110,41 +111,54 @@ pub fn study_inputs(
     params: &PreprocessParams,
     max_voxels: u64,
 ) -> Result<ModelInputs, PreprocessError> {
-    let mut stacks = Vec::new();
-    let mut warnings = Vec::new();
-    for (kind, paths) in files {
-        let mut volumes = Vec::new();
-        let mut last = None;
-        for path in paths {
-            match pixels::decode_file(path, max_voxels) {
-                Ok(v) => volumes.push(v),
-                Err(e) => {
-                    warnings.push(format!("{kind}: skipped {}", e));
-                    last = Some(e);
+    // Sequences, and the files within each, are independent: spread them over the cores.
+    let per_sequence = files
+        .par_iter()
+        .map(|(kind, paths)| {
+            let mut warnings = Vec::new();
+            let mut volumes = Vec::new();
+            let mut last = None;
+            let decoded: Vec<_> = paths
+                .par_iter()
+                .map(|path| pixels::decode_file(path, max_voxels))
+                .collect();
+            for result in decoded {
+                match result {
+                    Ok(v) => volumes.push(v),
+                    Err(e) => {
+                        warnings.push(format!("{kind}: skipped {e}"));
+                        last = Some(e);
+                    }
                 }
             }
-        }
-        if volumes.is_empty() {
-            let last = last.unwrap_or(PixelError::BadAttribute {
-                path: PathBuf::new(),
-                attribute: "no files",
-            });
-            return Err(PreprocessError::NothingDecoded { kind: *kind, last });
-        }
-        let (planes, dropped) = planes(volumes);
-        if dropped > 0 {
-            warnings.push(format!(
-                "{kind}: {dropped} frame(s) without geometry left out"
-            ));
-        }
-        let grid = if *kind == SequenceKind::AxT2w {
-            params.axial
-        } else {
-            params.sagittal
-        };
-        let stack = resample(kind.key(), planes, grid, params.clip_percentiles)?;
-        warnings.extend(stack.warnings.iter().map(|w| format!("{kind}: {w}")));
-        stacks.push((*kind, stack));
+            if volumes.is_empty() {
+                let last = last.unwrap_or(PixelError::BadAttribute {
+                    path: PathBuf::new(),
+                    attribute: "no files",
+                });
+                return Err(PreprocessError::NothingDecoded { kind: *kind, last });
+            }
+            let (planes, dropped) = planes(volumes);
+            if dropped > 0 {
+                warnings.push(format!(
+                    "{kind}: {dropped} frame(s) without geometry left out"
+                ));
+            }
+            let grid = if *kind == SequenceKind::AxT2w {
+                params.axial
+            } else {
+                params.sagittal
+            };
+            let stack = resample(kind.key(), planes, grid, params.clip_percentiles)?;
+            warnings.extend(stack.warnings.iter().map(|w| format!("{kind}: {w}")));
+            Ok(((*kind, stack), warnings))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stacks = Vec::with_capacity(per_sequence.len());
+    let mut warnings = Vec::new();
+    for (stack, w) in per_sequence {
+        stacks.push(stack);
+        warnings.extend(w);
     }
     Ok(ModelInputs {
         stacks,
