@@ -224,8 +224,8 @@ fn upper(v: &[String]) -> Vec<String> {
     v.iter().map(|s| s.trim().to_uppercase()).collect()
 }
 
-/// Slice normal and plane of an orientation.
-pub fn plane_of(iop: &[f64; 6], rules: &Rules) -> (Plane, f64) {
+/// Plane of an orientation and the strength of its dominant normal component (1 = orthogonal).
+pub fn plane_of(iop: &[f64; 6]) -> (Plane, f64) {
     let r = [iop[0], iop[1], iop[2]];
     let c = [iop[3], iop[4], iop[5]];
     let n = [
@@ -235,7 +235,6 @@ pub fn plane_of(iop: &[f64; 6], rules: &Rules) -> (Plane, f64) {
     ];
     let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-9);
     let a = n.map(|x| x.abs() / len);
-    let _ = rules;
     if a[0] >= a[1] && a[0] >= a[2] {
         (Plane::Sagittal, a[0])
     } else if a[1] >= a[2] {
@@ -264,7 +263,7 @@ pub fn identify(h: &SeriesHeader, rules: &Rules) -> Identification {
     let plane = match h.orientations.as_slice() {
         [] => None,
         [one] => {
-            let (p, strength) = plane_of(one, rules);
+            let (p, strength) = plane_of(one);
             if strength < rules.oblique_below {
                 reasons.push(format!(
                     "plane {p:?} (oblique: largest normal component {strength:.2} < {})",
