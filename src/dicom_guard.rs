@@ -176,12 +176,7 @@ fn walk(
             (u32_at(&h[4..8]), 8, if is_sq { *b"SQ" } else { *b"  " })
         };
         pos += header_len;
-        if std::env::var_os("ISMF_GUARD_DEBUG").is_some() {
-            eprintln!(
-                "guard: {tag} vr {} len {len} at {pos}",
-                String::from_utf8_lossy(&vr)
-            );
-        }
+        tracing::trace!(%tag, vr = %String::from_utf8_lossy(&vr), len, pos, "guard: element header");
         // Containers are entered, not skipped: sequences, items, undefined-length values
         // (encapsulated pixel data, UN sequences), so nested lengths are checked too.
         while containers
