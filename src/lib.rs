@@ -18,7 +18,9 @@
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
+//! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
 //! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
+//! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
 //!
 //! The core is synchronous: rendering and encoding are plain functions over owned data, with
@@ -26,10 +28,12 @@
 
 pub mod alloc;
 pub mod bench;
+pub mod dataset;
 pub mod dicom_guard;
 pub mod ingest;
 pub mod inspect;
 pub mod logging;
+pub mod npy;
 pub mod pixels;
 pub mod preprocess;
 pub mod series;

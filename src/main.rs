@@ -43,6 +43,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Training tensors: simulated studies through ingest and preprocessing, as .npy files.
+    Dataset(DatasetArgs),
     /// Benchmarks (results go to BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -56,6 +58,60 @@ enum Command {
         #[arg(long, default_value_t = ismf::pixels::DEFAULT_MAX_VOXELS)]
         max_voxels: u64,
     },
+}
+
+#[derive(Args)]
+struct DatasetArgs {
+    /// Output folder for the .npy files, studies.jsonl and dataset.json.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    studies: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "internal")]
+    site: Site,
+    /// Tumour class(es) to cycle through; default: the paper's cohort mix.
+    #[arg(long, value_delimiter = ',')]
+    class: Vec<TumourClass>,
+    #[arg(long)]
+    vendor: Option<Vendor>,
+    /// Folder for each study's DICOM files while it is processed (default: /dev/shm).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+}
+
+fn dataset(args: DatasetArgs) -> Result<(), (anyhow::Error, u8)> {
+    use ismf::dataset::{self, DatasetError, DatasetOptions};
+    let opts = DatasetOptions {
+        out: args.out,
+        studies: args.studies,
+        study: StudyOptions {
+            seed: args.seed,
+            site: args.site,
+            classes: args.class,
+            vendor: args.vendor,
+            distractors: DistractorRates::default(),
+        },
+        scratch: args.scratch.unwrap_or_else(dataset::default_scratch),
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = dataset::run(&opts).map_err(|e| {
+        let code = if matches!(e, DatasetError::InvalidOption(_)) {
+            2
+        } else {
+            1
+        };
+        (anyhow::Error::new(e), code)
+    })?;
+    tracing::info!(
+        studies = summary.studies,
+        seconds = format!("{:.1}", summary.seconds),
+        studies_per_second = format!("{:.2}", summary.studies as f64 / summary.seconds.max(1e-9)),
+        out = %opts.out.display(),
+        "dataset written"
+    );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -199,6 +255,7 @@ fn main() -> ExitCode {
             max_voxels,
         } => decode(file, npy, max_voxels),
         Command::Bench(cmd) => bench(cmd),
+        Command::Dataset(args) => dataset(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -343,25 +343,12 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Writes `volume` as a float32 NumPy `.npy` file of shape [frames, rows, cols] (format 1.0).
+/// Writes `volume` as a float32 NumPy `.npy` file of shape [frames, rows, cols].
 pub fn write_npy(path: &Path, volume: &Volume) -> std::io::Result<()> {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}), }}",
-        volume.frames, volume.rows, volume.columns
-    );
-    // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + volume.data.len() * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in &volume.data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes)
+    let mut w =
+        crate::npy::NpyWriter::create(path, "<f4", &[volume.frames, volume.rows, volume.columns])?;
+    w.write_f32(&volume.data)?;
+    w.finish()
 }
 
 #[cfg(test)]
