@@ -5,7 +5,7 @@ use crate::ingest::{self, catalog, IngestError};
 use crate::inspect;
 use crate::pixels::DEFAULT_MAX_VOXELS;
 use crate::preprocess::{study_inputs, PreprocessError, PreprocessParams};
-use crate::series::{Rules, SequenceKind};
+use crate::series::Rules;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,19 +36,7 @@ pub fn preprocess_runs(dir: &Path, repeat: usize) -> Result<Vec<f64>, BenchError
         .iter()
         .find(|s| s.complete)
         .ok_or_else(|| BenchError::NoStudy(dir.to_path_buf()))?;
-    let files: Vec<(SequenceKind, Vec<PathBuf>)> = SequenceKind::REQUIRED
-        .iter()
-        .map(|&k| {
-            (
-                k,
-                study
-                    .sequences
-                    .get(k)
-                    .map(|s| s.files.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let files = study.sequences.files();
     let clinical = catalog::read_header(&files[0].1[0])?.clinical();
     let params = PreprocessParams::default();
     let mut runs = Vec::with_capacity(repeat);

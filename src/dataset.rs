@@ -119,19 +119,7 @@ fn one(
                     problems: report.problems.join("; "),
                 });
             }
-            let files: Vec<(SequenceKind, Vec<PathBuf>)> = SequenceKind::REQUIRED
-                .iter()
-                .map(|&k| {
-                    (
-                        k,
-                        report
-                            .sequences
-                            .get(k)
-                            .map(|s| s.files.clone())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect();
+            let files = report.sequences.files();
             let clinical = catalog::read_header(&files[0].1[0])?.clinical();
             let inputs = study_inputs(&files, &clinical, params, DEFAULT_MAX_VOXELS)?;
             Ok(Row {

@@ -43,6 +43,15 @@ impl Sequences {
         }
     }
 
+    /// The selected files of each identified sequence, in model-input order; a sequence not
+    /// identified is left out.
+    pub fn files(&self) -> Vec<(SequenceKind, Vec<PathBuf>)> {
+        SequenceKind::REQUIRED
+            .iter()
+            .filter_map(|&k| self.get(k).map(|s| (k, s.files.clone())))
+            .collect()
+    }
+
     pub fn get(&self, kind: SequenceKind) -> Option<&Selected> {
         match kind {
             SequenceKind::SagT1w => self.sag_t1w.as_ref(),

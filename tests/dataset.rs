@@ -8,8 +8,7 @@ use ismf::ingest::catalog::read_header;
 use ismf::inspect;
 use ismf::pixels::DEFAULT_MAX_VOXELS;
 use ismf::preprocess::{study_inputs, PreprocessParams};
-use ismf::series::{Rules, SequenceKind};
-use std::path::PathBuf;
+use ismf::series::Rules;
 
 #[test]
 fn dataset_rows_equal_the_serving_pipeline() {
@@ -60,19 +59,7 @@ for i in range(len(labels)):
             .iter()
             .find(|s| s.study_instance_uid == uid)
             .expect("study");
-        let files: Vec<(SequenceKind, Vec<PathBuf>)> = SequenceKind::REQUIRED
-            .iter()
-            .map(|&k| {
-                (
-                    k,
-                    study
-                        .sequences
-                        .get(k)
-                        .map(|s| s.files.clone())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
+        let files = study.sequences.files();
         let clinical = read_header(&files[0].1[0]).expect("header").clinical();
         let inputs = study_inputs(&files, &clinical, &params, DEFAULT_MAX_VOXELS).expect("inputs");
         let label = ["SCN", "MNG", "AST", "EPN", "MET"]

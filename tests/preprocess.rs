@@ -19,19 +19,7 @@ fn simulate_into(dir: &Path, site: Site, seed: u64) -> Vec<serde_json::Value> {
 }
 
 fn selected(report: &inspect::StudyReport) -> Vec<(SequenceKind, Vec<PathBuf>)> {
-    SequenceKind::REQUIRED
-        .iter()
-        .map(|&k| {
-            (
-                k,
-                report
-                    .sequences
-                    .get(k)
-                    .map(|s| s.files.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect()
+    report.sequences.files()
 }
 
 #[test]

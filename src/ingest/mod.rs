@@ -424,10 +424,7 @@ impl Ingest {
     fn complete_event(&self, study: &str) -> Option<IngestEvent> {
         let entry = self.catalog.studies.get(study)?;
         let report = study_report(entry, &self.config.rules);
-        let sequences: Vec<(SequenceKind, Vec<PathBuf>)> = SequenceKind::REQUIRED
-            .iter()
-            .filter_map(|&k| report.sequences.get(k).map(|s| (k, s.files.clone())))
-            .collect();
+        let sequences = report.sequences.files();
         let clinical = entry
             .series
             .values()
