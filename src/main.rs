@@ -67,15 +67,8 @@ struct DatasetArgs {
     out: PathBuf,
     #[arg(long)]
     studies: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value = "internal")]
-    site: Site,
-    /// Tumour class(es) to cycle through; default: the paper's cohort mix.
-    #[arg(long, value_delimiter = ',')]
-    class: Vec<TumourClass>,
-    #[arg(long)]
-    vendor: Option<Vendor>,
+    #[command(flatten)]
+    study: StudyArgs,
     /// Folder for each study's DICOM files while it is processed (default: /dev/shm).
     #[arg(long)]
     scratch: Option<PathBuf>,
@@ -86,13 +79,7 @@ fn dataset(args: DatasetArgs) -> Result<(), (anyhow::Error, u8)> {
     let opts = DatasetOptions {
         out: args.out,
         studies: args.studies,
-        study: StudyOptions {
-            seed: args.seed,
-            site: args.site,
-            classes: args.class,
-            vendor: args.vendor,
-            distractors: DistractorRates::default(),
-        },
+        study: args.study.options(DistractorRates::default()),
         scratch: args.scratch.unwrap_or_else(dataset::default_scratch),
         progress: std::io::stderr().is_terminal(),
     };
@@ -171,15 +158,10 @@ fn inspect(path: PathBuf, json: bool) -> Result<(), (anyhow::Error, u8)> {
     Ok(())
 }
 
+/// What decides which studies are generated; shared by `simulate` and `dataset`.
 #[derive(Args)]
-struct SimulateArgs {
-    /// Output folder (created if missing).
-    #[arg(long)]
-    out: PathBuf,
-    /// Number of studies.
-    #[arg(long, default_value_t = 1)]
-    studies: usize,
-    /// Random seed; the same arguments and seed give identical files.
+struct StudyArgs {
+    /// Random seed; the same arguments and seed give identical studies.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Acquisition site: internal or external (a distribution shift).
@@ -192,6 +174,30 @@ struct SimulateArgs {
     /// Force one vendor's scanner and header conventions: siemens, ge or philips.
     #[arg(long)]
     vendor: Option<Vendor>,
+}
+
+impl StudyArgs {
+    fn options(self, distractors: DistractorRates) -> StudyOptions {
+        StudyOptions {
+            seed: self.seed,
+            site: self.site,
+            classes: self.class,
+            vendor: self.vendor,
+            distractors,
+        }
+    }
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Output folder (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of studies.
+    #[arg(long, default_value_t = 1)]
+    studies: usize,
+    #[command(flatten)]
+    study: StudyArgs,
     /// instant writes everything at once; realtime trickles files like a scanner export.
     #[arg(long, value_enum, default_value = "instant")]
     mode: ExportMode,
@@ -214,13 +220,7 @@ fn simulate(args: SimulateArgs) -> Result<(), simulate::SimulateError> {
     let opts = simulate::SimulateOptions {
         out: args.out,
         studies: args.studies,
-        study: StudyOptions {
-            seed: args.seed,
-            site: args.site,
-            classes: args.class,
-            vendor: args.vendor,
-            distractors: args.distractors,
-        },
+        study: args.study.options(args.distractors),
         mode: args.mode,
         layout: args.layout,
         preview: args.preview,
