@@ -11,7 +11,7 @@ pub mod complete;
 pub mod quarantine;
 pub mod watch;
 
-use crate::inspect::study_report;
+use crate::inspect::{study_report, StudyReport};
 use crate::preprocess::ClinicalHeader;
 use crate::series::{Rules, SequenceKind};
 use catalog::{Added, Catalog, Journal, Record};
@@ -264,7 +264,11 @@ impl Ingest {
             .collect();
         let events = owed
             .into_iter()
-            .filter_map(|study| ingest.complete_event(&study))
+            .filter_map(|study| {
+                let entry = ingest.catalog.studies.get(&study)?;
+                let report = study_report(entry, &ingest.config.rules);
+                ingest.complete_event(&study, &report)
+            })
             .collect();
         Ok((ingest, events))
     }
@@ -421,9 +425,9 @@ impl Ingest {
         }
     }
 
-    fn complete_event(&self, study: &str) -> Option<IngestEvent> {
+    /// The `Complete` event of `study`, from its already computed `report`.
+    fn complete_event(&self, study: &str, report: &StudyReport) -> Option<IngestEvent> {
         let entry = self.catalog.studies.get(study)?;
-        let report = study_report(entry, &self.config.rules);
         let sequences = report.sequences.files();
         let clinical = entry
             .series
@@ -500,7 +504,7 @@ impl Ingest {
             };
             self.set_state(&study, state, now)?;
             match state {
-                StudyState::Complete => events.extend(self.complete_event(&study)),
+                StudyState::Complete => events.extend(self.complete_event(&study, &report)),
                 _ => events.push(IngestEvent::Incomplete {
                     study,
                     problems: report.problems,
