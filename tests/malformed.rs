@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::sim;
-use dicom_core::{DataElement, PrimitiveValue, VR};
+use common::{claim_size, rewrite, sim};
 use dicom_dictionary_std::tags;
 use ismf::ingest::complete::Timing;
 use ismf::ingest::quarantine::QuarantineMode;
@@ -85,19 +84,6 @@ fn corpus(src: &Path, out: &Path) -> Vec<PathBuf> {
     made
 }
 
-fn edited(
-    src: &Path,
-    out: &Path,
-    name: &str,
-    edit: impl FnOnce(&mut dicom_object::DefaultDicomObject),
-) -> PathBuf {
-    let mut obj = dicom_object::open_file(src).expect("open");
-    edit(&mut obj);
-    let p = out.join(name);
-    obj.write_to_file(&p).expect("write");
-    p
-}
-
 #[test]
 fn malformed_files_are_quarantined_and_good_studies_go_through() {
     let root = tempfile::tempdir().expect("dir");
@@ -108,22 +94,8 @@ fn malformed_files_are_quarantined_and_good_studies_go_through() {
     let good: Vec<PathBuf> = files(&export);
     let src = files(&other)[5].clone();
     let mut bad = corpus(&src, &export);
-    bad.push(edited(&src, &export, "absurd_dimensions.dcm", |o| {
-        o.put(DataElement::new(
-            tags::ROWS,
-            VR::US,
-            PrimitiveValue::from(65535u16),
-        ));
-        o.put(DataElement::new(
-            tags::COLUMNS,
-            VR::US,
-            PrimitiveValue::from(65535u16),
-        ));
-        o.put(DataElement::new(
-            tags::NUMBER_OF_FRAMES,
-            VR::IS,
-            PrimitiveValue::from("1000000"),
-        ));
+    bad.push(rewrite(&src, &export.join("absurd_dimensions.dcm"), |o| {
+        claim_size(o, 65535, 65535, "1000000")
     }));
     for (tag, name) in [
         (tags::SOP_INSTANCE_UID, "no_sop_uid.dcm"),
@@ -131,7 +103,7 @@ fn malformed_files_are_quarantined_and_good_studies_go_through() {
         (tags::SERIES_INSTANCE_UID, "no_series_uid.dcm"),
         (tags::ROWS, "no_rows.dcm"),
     ] {
-        bad.push(edited(&src, &export, name, |o| {
+        bad.push(rewrite(&src, &export.join(name), |o| {
             o.remove_element(tag);
         }));
     }

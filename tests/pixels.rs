@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{python, sim, tool};
+use common::{claim_size, python, rewrite, sim, tool};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use ismf::pixels::{decode_file, write_npy, PixelError, DEFAULT_MAX_VOXELS};
@@ -140,12 +140,6 @@ fn dcmtk_compressed_copies_decode_to_the_original() {
     }
 }
 
-fn rewrite(src: &Path, dst: &Path, edit: impl FnOnce(&mut dicom_object::DefaultDicomObject)) {
-    let mut obj = dicom_object::open_file(src).expect("open");
-    edit(&mut obj);
-    obj.write_to_file(dst).expect("write");
-}
-
 #[test]
 fn hostile_headers_are_refused_before_allocation_and_monochrome1_is_inverted() {
     let dir = tempfile::tempdir().expect("dir");
@@ -153,23 +147,7 @@ fn hostile_headers_are_refused_before_allocation_and_monochrome1_is_inverted() {
     let original = decode_file(&src, DEFAULT_MAX_VOXELS).expect("original");
 
     let bomb = dir.path().join("bomb.dcm");
-    rewrite(&src, &bomb, |o| {
-        o.put(DataElement::new(
-            tags::ROWS,
-            VR::US,
-            PrimitiveValue::from(65535u16),
-        ));
-        o.put(DataElement::new(
-            tags::COLUMNS,
-            VR::US,
-            PrimitiveValue::from(65535u16),
-        ));
-        o.put(DataElement::new(
-            tags::NUMBER_OF_FRAMES,
-            VR::IS,
-            PrimitiveValue::from("100000"),
-        ));
-    });
+    rewrite(&src, &bomb, |o| claim_size(o, 65535, 65535, "100000"));
     match decode_file(&bomb, DEFAULT_MAX_VOXELS) {
         Err(e @ PixelError::TooLarge { .. }) => assert!(e.to_string().contains("bomb.dcm")),
         other => panic!("memory bomb not refused: {other:?}"),

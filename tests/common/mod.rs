@@ -83,3 +83,41 @@ pub fn python() -> Command {
     assert!(ok, "{py} cannot import pydicom and numpy: run the README test command (apt-get install python3-pydicom)");
     Command::new(py)
 }
+
+/// Writes a copy of `src` to `dst` after `edit` changed its data set; returns `dst`.
+pub fn rewrite(
+    src: &Path,
+    dst: &Path,
+    edit: impl FnOnce(&mut dicom_object::DefaultDicomObject),
+) -> PathBuf {
+    let mut obj = dicom_object::open_file(src).expect("open");
+    edit(&mut obj);
+    obj.write_to_file(dst).expect("write");
+    dst.to_path_buf()
+}
+
+/// Makes a header claim `rows × columns × frames` pixels (a memory bomb when large).
+pub fn claim_size(
+    obj: &mut dicom_object::DefaultDicomObject,
+    rows: u16,
+    columns: u16,
+    frames: &str,
+) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    obj.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(rows),
+    ));
+    obj.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(columns),
+    ));
+    obj.put(DataElement::new(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        PrimitiveValue::from(frames),
+    ));
+}
