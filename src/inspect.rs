@@ -8,7 +8,7 @@
 
 use crate::ingest::catalog::StudyEntry;
 use crate::ingest::{self, IngestError, Problem, Scan};
-use crate::series::{self, Candidate, FatMethod, Identification, Plane, Rules, SequenceKind};
+use crate::series::{self, FatMethod, Identification, Plane, Rules, SequenceKind};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -99,19 +99,9 @@ pub fn study_report(study: &StudyEntry, rules: &Rules) -> StudyReport {
     let entries: Vec<_> = study.series.values().collect();
     let headers: Vec<_> = entries.iter().map(|s| s.header()).collect();
     let ids: Vec<Identification> = headers.iter().map(|h| series::identify(h, rules)).collect();
-    let candidates: Vec<Candidate<'_>> = headers
-        .iter()
-        .zip(&ids)
-        .enumerate()
-        .map(|(index, (header, identification))| Candidate {
-            index,
-            header,
-            identification,
-        })
-        .collect();
     let mut sequences = Sequences::default();
     let mut problems = Vec::new();
-    for (kind, chosen) in series::select(&candidates, rules) {
+    for (kind, chosen) in series::select(&headers, &ids, rules) {
         match chosen {
             Some((i, why)) => {
                 let mut reasons = ids[i].reasons.clone();

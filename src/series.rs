@@ -485,22 +485,32 @@ pub fn identify(h: &SeriesHeader, rules: &Rules) -> Identification {
     }
 }
 
-/// A candidate for selection: a series' identification, whether it is original, its size and
-/// number, and an index back to the caller's series list.
-#[derive(Clone, Debug)]
-pub struct Candidate<'a> {
-    pub index: usize,
-    pub header: &'a SeriesHeader,
-    pub identification: &'a Identification,
+/// A series under consideration, with its index in the caller's list.
+struct Candidate<'a> {
+    index: usize,
+    header: &'a SeriesHeader,
+    identification: &'a Identification,
 }
 
 /// Picks one series per required kind. Tie-break (documented order): decided by headers before
 /// words; for T2FS the preferred fat method; original before derived; more instances; later
-/// series number. Returns, per kind, the chosen index and a reason naming the runners-up.
+/// series number. `headers` and `identifications` run in parallel; returns, per kind, the index
+/// of the chosen series and a reason naming the runners-up.
 pub fn select(
-    candidates: &[Candidate<'_>],
+    headers: &[SeriesHeader],
+    identifications: &[Identification],
     rules: &Rules,
 ) -> Vec<(SequenceKind, Option<(usize, String)>)> {
+    let candidates: Vec<Candidate<'_>> = headers
+        .iter()
+        .zip(identifications)
+        .enumerate()
+        .map(|(index, (header, identification))| Candidate {
+            index,
+            header,
+            identification,
+        })
+        .collect();
     SequenceKind::REQUIRED
         .iter()
         .map(|&kind| {
@@ -681,17 +691,7 @@ mod tests {
         let words = header("T2 SPIR sag", 80.0, 3500.0, SAG);
         let hs = [chem, stir, words];
         let ids: Vec<Identification> = hs.iter().map(|h| identify(h, &r)).collect();
-        let cands: Vec<Candidate<'_>> = hs
-            .iter()
-            .zip(&ids)
-            .enumerate()
-            .map(|(index, (header, identification))| Candidate {
-                index,
-                header,
-                identification,
-            })
-            .collect();
-        let picked = select(&cands, &r);
+        let picked = select(&hs, &ids, &r);
         let fs = picked
             .iter()
             .find(|(k, _)| *k == SequenceKind::SagT2fs)
