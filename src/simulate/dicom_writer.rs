@@ -4,7 +4,7 @@
 //! conventions (descriptions, ScanOptions tokens, ImageType, series numbering, rescale) come from
 //! the series protocol. Ground truth (class, lesion) never enters the files.
 
-use super::protocol::{Plane, SeriesRole, Vendor};
+use super::protocol::{Plane, Vendor};
 use super::render::SeriesPixels;
 use super::study::{SeriesPlan, Sex, Study};
 use super::tissue::Weighting;
@@ -85,12 +85,7 @@ pub fn image_object(
     let date = study.study_time.da();
 
     b.put(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100");
-    let image_type = if p.role == SeriesRole::SagT1Post && scanner.vendor == Vendor::Siemens {
-        "ORIGINAL\\PRIMARY\\M\\NORM\\DIS2D"
-    } else {
-        p.labels.image_type
-    };
-    b.text(tags::IMAGE_TYPE, VR::CS, image_type);
+    b.text(tags::IMAGE_TYPE, VR::CS, p.labels.image_type);
     b.put(tags::INSTANCE_CREATION_DATE, VR::DA, date.as_str());
     b.put(tags::INSTANCE_CREATION_TIME, VR::TM, content_time.as_str());
     b.put(tags::SOP_CLASS_UID, VR::UI, uids::MR_IMAGE_STORAGE);
