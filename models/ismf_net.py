@@ -2,12 +2,20 @@
 
 Four sequence encoders (sag T1W, sag T2W, sag T2FS, ax T2W), each over its 2.5-D stack of
 5 planes × 160 × 160 produced by the Rust preprocessing (`ismf dataset`); a clinical encoder
-over the 9-value clinical vector; cross-modal fusion by a small transformer encoder over the
-five tokens; a 5-class head (SCN, MNG, AST, EPN, MET).
+over the 9-value clinical vector; cross-modal fusion by self-attention over the five tokens; a
+5-class head (SCN, MNG, AST, EPN, MET).
 
-Chosen for tract on an edge CPU (shared/PROBES.md): a 4×4 stride-4 patchify stem instead of
-a large first convolution on the full grid, plain (not depthwise) convolutions, batch norm that
-folds into the convolutions on export, static shapes, opset 17.
+Chosen for tract on an edge CPU (shared/PROBES.md):
+- plain (not depthwise) 3 × 3 stride-2 convolutions whose width doubles as the grid halves, so
+  the first layer stays narrow on the full 160² grid (where tract loses most to onnxruntime) and
+  the wide layers run on small grids (where it comes closest). A 4 × 4 stride-4 patchify stem was
+  tried first: cheaper, but it smears the few-pixel cues (hemosiderin cap, dural tail, cyst wall)
+  that separate the look-alike classes.
+- batch norm folds into the convolutions on export; static shapes; opset 17.
+- the fusion block is written out (Linear, MatMul, Softmax, LayerNorm, ReLU) rather than taken
+  from `nn.TransformerEncoderLayer`, so the exported graph holds only standard ONNX ops whatever
+  torch's fast paths do, and its MatMuls are what a QOperator quantizer can turn into
+  QLinearMatMul.
 """
 
 import torch
@@ -15,48 +23,109 @@ from torch import nn
 
 SEQUENCES = ("sag_t1w", "sag_t2w", "sag_t2fs", "ax_t2w")
 CLASSES = ("SCN", "MNG", "AST", "EPN", "MET")
+PLANES = 5
+GRID = 160
+CLINICAL = 9
 
 
-def conv_bn(cin: int, cout: int, k: int, s: int, p: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class SequenceEncoder(nn.Module):
-    """5 × 160 × 160 → one 128-d token."""
+    """5 × 160 × 160 → one `dim`-wide token: five stride-2 stages to 5 × 5, global average pool."""
 
-    def __init__(self, planes: int = 5, width: int = 32, dim: int = 128):
+    def __init__(self, planes: int = PLANES, dim: int = 128):
         super().__init__()
-        self.body = nn.Sequential(
-            conv_bn(planes, width, 4, 4, 0),  # 40 × 40
-            conv_bn(width, width * 2, 3, 2, 1),  # 20 × 20
-            conv_bn(width * 2, width * 4, 3, 2, 1),  # 10 × 10
-            conv_bn(width * 4, dim, 3, 2, 1),  # 5 × 5
-        )
+        widths = [planes, 16, 32, 64, 128, dim]
+        self.body = nn.Sequential(*[conv_bn(a, b) for a, b in zip(widths, widths[1:])])
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x)).flatten(1)
 
 
+class FusionLayer(nn.Module):
+    """Pre-norm transformer encoder layer over the modality tokens (batch, tokens, dim)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.1):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.heads
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        attn = torch.softmax(q @ k.transpose(-1, -2) * (d // h) ** -0.5, dim=-1)
+        y = (attn @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.drop(self.proj(y))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
 class IsmfNet(nn.Module):
-    def __init__(self, clinical: int = 9, dim: int = 128, layers: int = 2, heads: int = 4,
-                 use_sequences=SEQUENCES, use_clinical: bool = True):
+    """The full model; `use_sequences` / `use_clinical` build the ablations with the same recipe."""
+
+    def __init__(self, dim: int = 128, layers: int = 2, heads: int = 4, use_sequences=SEQUENCES,
+                 use_clinical: bool = True):
         super().__init__()
         self.use_sequences = tuple(use_sequences)
         self.use_clinical = use_clinical
         self.encoders = nn.ModuleDict({k: SequenceEncoder(dim=dim) for k in self.use_sequences})
-        self.clinical = nn.Sequential(nn.Linear(clinical, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.clinical = nn.Sequential(nn.Linear(CLINICAL, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
         tokens = len(self.use_sequences) + int(use_clinical)
         self.type_embedding = nn.Parameter(torch.zeros(1, tokens, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.1, batch_first=True)
-        self.fusion = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.fusion = nn.Sequential(*[FusionLayer(dim, heads) for _ in range(layers)])
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, len(CLASSES)))
 
     def forward(self, sag_t1w, sag_t2w, sag_t2fs, ax_t2w, clinical):
+        """Logits (batch, 5); the exported graph appends a softmax."""
         inputs = {"sag_t1w": sag_t1w, "sag_t2w": sag_t2w, "sag_t2fs": sag_t2fs, "ax_t2w": ax_t2w}
         tokens = [self.encoders[k](inputs[k]) for k in self.use_sequences]
         if self.use_clinical:
             tokens.append(self.clinical(clinical))
-        x = torch.stack(tokens, 1) + self.type_embedding
-        x = self.fusion(x).mean(1)
-        return self.head(x)
+        x = self.fusion(torch.stack(tokens, 1) + self.type_embedding)
+        return self.head(x.mean(1))
+
+
+class Exported(nn.Module):
+    """What ships: the model in eval mode followed by softmax, so the graph outputs probabilities."""
+
+    def __init__(self, model: IsmfNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sag_t1w, sag_t2w, sag_t2fs, ax_t2w, clinical):
+        return torch.softmax(self.model(sag_t1w, sag_t2w, sag_t2fs, ax_t2w, clinical), dim=-1)
+
+
+def count_macs(model: IsmfNet) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and linear layers; attention is tiny)."""
+    macs = 0
+    hooks = []
+
+    def conv_hook(m, _inp, out):
+        nonlocal macs
+        macs += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def linear_hook(m, _inp, out):
+        nonlocal macs
+        macs += out.numel() // out.shape[0] * m.in_features
+
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    model.eval()
+    with torch.no_grad():
+        x = torch.zeros(1, PLANES, GRID, GRID)
+        model(x, x, x, x, torch.zeros(1, CLINICAL))
+    for h in hooks:
+        h.remove()
+    return macs

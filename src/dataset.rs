@@ -90,16 +90,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError + '_ {
     }
 }
 
-/// Simulates study `index`, writes it to scratch, and runs it through ingest and preprocessing.
-fn one(
-    opts: &DatasetOptions,
-    params: &PreprocessParams,
+/// Simulates study `index` of `study`, writes it to `scratch`, and runs it through ingest and
+/// preprocessing: the model inputs exactly as `ismf dataset` stores them, and the truth. Tests
+/// use it to regenerate reference inputs instead of committing tensors.
+pub fn study_tensors(
+    study: &StudyOptions,
     index: usize,
-) -> Result<Row, DatasetError> {
-    let study = Study::sample(&opts.study, index);
-    let dir = opts
-        .scratch
-        .join(format!("ismf-dataset-{}-{index}", std::process::id()));
+    scratch: &Path,
+    params: &PreprocessParams,
+) -> Result<(ModelInputs, Truth), DatasetError> {
+    let study = Study::sample(study, index);
+    let dir = scratch.join(format!("ismf-dataset-{}-{index}", std::process::id()));
     let result =
         (|| {
             let written = export::write_study(&study, &dir, Layout::Flat, None, false)?;
@@ -122,10 +123,7 @@ fn one(
             let files = report.sequences.files();
             let clinical = catalog::read_header(&files[0].1[0])?.clinical();
             let inputs = study_inputs(&files, &clinical, params, DEFAULT_MAX_VOXELS)?;
-            Ok(Row {
-                inputs,
-                truth: written.truth,
-            })
+            Ok((inputs, written.truth))
         })();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -181,7 +179,8 @@ pub fn run(opts: &DatasetOptions) -> Result<DatasetSummary, DatasetError> {
         let done: Vec<Row> = (first..(first + chunk).min(n))
             .into_par_iter()
             .map(|i| {
-                let r = one(opts, &params, i);
+                let r = study_tensors(&opts.study, i, &opts.scratch, &params)
+                    .map(|(inputs, truth)| Row { inputs, truth });
                 bar.inc(1);
                 r
             })

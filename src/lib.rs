@@ -18,6 +18,8 @@
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
+//! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
+//! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
 //! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
 //! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
@@ -30,9 +32,11 @@ pub mod alloc;
 pub mod bench;
 pub mod dataset;
 pub mod dicom_guard;
+pub mod eval;
 pub mod ingest;
 pub mod inspect;
 pub mod logging;
+pub mod model;
 pub mod npy;
 pub mod pixels;
 pub mod preprocess;

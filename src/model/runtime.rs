@@ -1,0 +1,182 @@
+//! ISMF-Net on tract: loaded, checked and optimised once per process, then run from any thread.
+
+use super::card::{check, CheckedCard, InputSource};
+use super::{ModelError, Precision, CLASSES};
+use crate::preprocess::{ModelInputs, PreprocessParams};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tract_onnx::prelude::*;
+
+/// A runnable model. The plan is immutable and shared: clones are cheap, and `run` may be called
+/// from several threads at once (each call builds its own state).
+#[derive(Clone)]
+pub struct Model {
+    card: Arc<CheckedCard>,
+    plan: Arc<TypedRunnableModel>,
+    /// Datum type of each graph input after any precision transform (f16 inputs for `f16`).
+    input_types: Vec<DatumType>,
+    load_ms: f64,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("card", &self.card.card_path)
+            .field("file", &self.card.file_path)
+            .field("precision", &self.card.file.precision)
+            .finish()
+    }
+}
+
+/// Class probabilities in [`CLASSES`] order.
+pub type Probabilities = [f32; 5];
+
+impl Model {
+    /// Checks the card at `card_path` (hashes, inputs against `params`) and loads the file for
+    /// `precision`: input facts from the card, the precision transform, tract's optimiser.
+    pub fn load(
+        card_path: &Path,
+        precision: Precision,
+        params: &PreprocessParams,
+    ) -> Result<Model, ModelError> {
+        let started = Instant::now();
+        let card = check(card_path, precision, params)?;
+        let tract = |e: TractError| ModelError::Tract {
+            path: card.file_path.clone(),
+            message: format!("{e:#}"),
+        };
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&card.file_path)
+            .map_err(tract)?;
+        for (i, input) in card.card.inputs.iter().enumerate() {
+            model
+                .set_input_fact(i, f32::fact(&input.shape).into())
+                .map_err(tract)?;
+        }
+        let mut typed = model.into_typed().map_err(tract)?;
+        let names: Vec<String> = typed
+            .input_outlets()
+            .map_err(tract)?
+            .iter()
+            .map(|o| typed.node(o.node).name.clone())
+            .collect();
+        let card_names: Vec<String> = card.card.inputs.iter().map(|i| i.name.clone()).collect();
+        if names != card_names {
+            return Err(ModelError::Card {
+                path: card.card_path.clone(),
+                problems: vec![format!(
+                    "inputs: the graph's inputs are {names:?}, the card lists {card_names:?}"
+                )],
+            });
+        }
+        if let Some(name) = &card.file.transform {
+            let transform = tract_onnx::tract_core::transform::get_transform(name)
+                .map_err(tract)?
+                .ok_or_else(|| ModelError::Card {
+                    path: card.card_path.clone(),
+                    problems: vec![format!("files: unknown tract transform {name:?}")],
+                })?;
+            transform.transform(&mut typed).map_err(tract)?;
+        }
+        let optimized = typed.into_optimized().map_err(tract)?;
+        let input_types = optimized
+            .input_outlets()
+            .map_err(tract)?
+            .iter()
+            .map(|o| optimized.outlet_fact(*o).map(|f| f.datum_type))
+            .collect::<TractResult<Vec<_>>>()
+            .map_err(tract)?;
+        let plan = optimized.into_runnable().map_err(tract)?;
+        let model = Model {
+            card: Arc::new(card),
+            plan,
+            input_types,
+            load_ms: 0.0,
+        };
+        // Warm-up: the first run pays for lazy packing and allocation; do it here, not on a study.
+        model.run_raw(&zeros(&model.card))?;
+        Ok(Model {
+            load_ms: started.elapsed().as_secs_f64() * 1e3,
+            ..model
+        })
+    }
+
+    pub fn card(&self) -> &CheckedCard {
+        &self.card
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.card.file.precision
+    }
+
+    /// Time taken by `load`, including the card check and the warm-up run.
+    pub fn load_ms(&self) -> f64 {
+        self.load_ms
+    }
+
+    /// Runs one study's inputs; probabilities in [`CLASSES`] order.
+    pub fn run(&self, inputs: &ModelInputs) -> Result<Probabilities, ModelError> {
+        let mut raw = Vec::with_capacity(self.card.sources.len());
+        for source in &self.card.sources {
+            match source {
+                InputSource::Sequence(kind) => {
+                    let stack = inputs
+                        .stacks
+                        .iter()
+                        .find(|(k, _)| k == kind)
+                        .map(|(_, s)| s.data.as_slice())
+                        .ok_or(ModelError::MissingInput(kind.key()))?;
+                    raw.push(stack);
+                }
+                InputSource::Clinical => raw.push(inputs.clinical.as_slice()),
+            }
+        }
+        self.run_raw(&raw)
+    }
+
+    /// Runs raw input buffers given in card input order (for tests and benchmarks on stored
+    /// tensors).
+    pub fn run_raw<S: AsRef<[f32]>>(&self, raw: &[S]) -> Result<Probabilities, ModelError> {
+        let tract = |e: TractError| ModelError::Tract {
+            path: self.card.file_path.clone(),
+            message: format!("{e:#}"),
+        };
+        let inputs = self.card.card.inputs.iter();
+        let mut values = TVec::new();
+        for ((input, data), dt) in inputs.zip(raw).zip(&self.input_types) {
+            let data = data.as_ref();
+            let expected: usize = input.shape.iter().product();
+            if data.len() != expected {
+                return Err(ModelError::InputSize {
+                    name: input.name.clone(),
+                    expected,
+                    actual: data.len(),
+                });
+            }
+            let tensor = Tensor::from_shape(&input.shape, data).map_err(tract)?;
+            let tensor = if *dt == DatumType::F32 {
+                tensor
+            } else {
+                tensor.cast_to_dt(*dt).map_err(tract)?.into_owned()
+            };
+            values.push(tensor.into_tvalue());
+        }
+        let outputs = self.plan.run(values).map_err(tract)?;
+        let out = outputs[0].cast_to::<f32>().map_err(tract)?.into_owned();
+        let view = out.try_as_plain_ram().map_err(tract)?;
+        let out = view.as_slice::<f32>().map_err(tract)?;
+        if out.len() != CLASSES.len() {
+            return Err(ModelError::OutputSize(out.len()));
+        }
+        Ok(self.card.class_order.map(|i| out[i]))
+    }
+}
+
+fn zeros(card: &CheckedCard) -> Vec<Vec<f32>> {
+    card.card
+        .inputs
+        .iter()
+        .map(|i| vec![0f32; i.shape.iter().product()])
+        .collect()
+}
