@@ -104,7 +104,7 @@ def card(variants):
             "external": {"site": external["site"], "seed": external["seed"], "studies": external["studies"],
                          "command": f"ismf dataset --studies {external['studies']} --seed {external['seed']} --site external"},
             "split": full["split"],
-            "recipe": {k: full[k] for k in ("epochs", "batch", "lr", "seed")}
+            "recipe": {k: full[k] for k in ("epochs", "amp", "batch", "lr", "seed")}
                       | {"optimiser": "AdamW (weight decay 0.05), one-cycle LR, label smoothing 0.05",
                          "augmentation": "shifts ±8 px, gain 0.9-1.1, offset ±0.1, left-right mirroring",
                          "selection": "best validation accuracy"},
