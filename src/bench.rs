@@ -18,6 +18,92 @@ pub enum BenchError {
     Preprocess(#[from] PreprocessError),
     #[error("{0}: no complete study to measure")]
     NoStudy(PathBuf),
+    #[error(transparent)]
+    Dataset(#[from] crate::dataset::DatasetError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
+/// Model-only latency (`ismf bench --json`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelLatency {
+    pub precision: String,
+    pub threads: usize,
+    pub runs: usize,
+    pub median_ms: f64,
+    pub p90_ms: f64,
+    pub min_ms: f64,
+    /// Card check + tract load + optimise + warm-up run.
+    pub load_ms: f64,
+    pub peak_rss_mib: f64,
+    /// With one thread per run: half the wall time of two runs side by side on two OS threads.
+    /// Splitting the graph into two halves of two encoders each, run concurrently, cannot beat
+    /// this, so comparing it with the 2-thread executor's median tells whether such a split is
+    /// worth exporting. Absent when `threads` > 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrent_halves_ms: Option<f64>,
+    /// Under the name the benchmark script collects (`tract_f32_ms`, `tract_int8_ms`, …): the median.
+    #[serde(flatten)]
+    pub by_precision: std::collections::BTreeMap<String, f64>,
+}
+
+/// Times `runs` runs of `model` on the inputs of a simulated study (seed 77, study 0: the
+/// reference study of `models/reference-outputs.json`), after one more warm-up run.
+pub fn model_latency(
+    model: &crate::model::Model,
+    threads: usize,
+    runs: usize,
+    load_ms: f64,
+) -> Result<ModelLatency, BenchError> {
+    let opts = crate::simulate::StudyOptions {
+        seed: 77,
+        site: crate::simulate::Site::Internal,
+        classes: Vec::new(),
+        vendor: None,
+        distractors: Default::default(),
+    };
+    let scratch = crate::dataset::default_scratch();
+    let (inputs, _) =
+        crate::dataset::study_tensors(&opts, 0, &scratch, &PreprocessParams::default())?;
+    model.run(&inputs)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(model.run(&inputs)?);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    let precision = model.precision().to_string();
+    let concurrent_halves_ms = if threads == 1 {
+        let mut pairs = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                let a = s.spawn(|| model.run(&inputs));
+                let b = s.spawn(|| model.run(&inputs));
+                a.join().map(|r| r.is_ok()).unwrap_or(false)
+                    && b.join().map(|r| r.is_ok()).unwrap_or(false)
+            });
+            pairs.push(t.elapsed().as_secs_f64() * 1e3 / 2.0);
+        }
+        pairs.sort_by(f64::total_cmp);
+        Some(pairs[pairs.len() / 2])
+    } else {
+        None
+    };
+    Ok(ModelLatency {
+        by_precision: [(format!("tract_{precision}_ms"), at(0.5))].into(),
+        precision,
+        threads,
+        runs,
+        median_ms: at(0.5),
+        p90_ms: at(0.9),
+        min_ms: times[0],
+        load_ms,
+        peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+        concurrent_halves_ms,
+    })
 }
 
 /// Peak resident set size of this process so far, MiB (Linux `VmHWM`).

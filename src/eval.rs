@@ -2,10 +2,14 @@
 //! 95 % bootstrap confidence interval, per-class precision / recall / F1, and the confusion
 //! matrix. Used by `ismf eval`; `models/train.py` computes the same numbers in Python.
 
+use crate::classify::{Classifier, ClassifyError};
+use crate::ingest::{scan, IngestError};
 use crate::model::CLASSES;
+use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// One class's scores.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -58,8 +62,16 @@ pub fn score(truth: &[usize], predicted: &[usize], resamples: usize, seed: u64) 
             let tp = confusion[c][c] as f64;
             let predicted: usize = (0..5).map(|t| confusion[t][c]).sum();
             let support: usize = confusion[c].iter().sum();
-            let precision = if predicted == 0 { 0.0 } else { tp / predicted as f64 };
-            let recall = if support == 0 { 0.0 } else { tp / support as f64 };
+            let precision = if predicted == 0 {
+                0.0
+            } else {
+                tp / predicted as f64
+            };
+            let recall = if support == 0 {
+                0.0
+            } else {
+                tp / support as f64
+            };
             let f1 = if precision + recall == 0.0 {
                 0.0
             } else {
@@ -83,6 +95,119 @@ pub fn score(truth: &[usize], predicted: &[usize], resamples: usize, seed: u64) 
         per_class,
         confusion,
     }
+}
+
+/// Errors of `ismf eval` before any study is scored.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: {reason}")]
+    Truth { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// What `ismf eval --json` prints: the scores of the studies that were classified, and why the
+/// others were not.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    #[serde(flatten)]
+    pub scores: Scores,
+    pub precision: String,
+    /// Studies in truth.jsonl that could not be classified, with the reason.
+    pub failed: Vec<Failure>,
+    pub seconds: f64,
+    pub note: &'static str,
+}
+
+/// A study that was not scored.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub study_instance_uid: String,
+    pub reason: String,
+}
+
+/// Reads `DIR/truth.jsonl` (one object per study with `study_instance_uid` and `class`).
+pub fn read_truth(dir: &Path) -> Result<Vec<(String, usize)>, EvalError> {
+    let path = dir.join("truth.jsonl");
+    let err = |reason: String| EvalError::Truth {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", i + 1)))?;
+        let uid = v["study_instance_uid"].as_str();
+        let class = v["class"].as_str();
+        let (Some(uid), Some(class)) = (uid, class) else {
+            return Err(err(format!(
+                "line {}: needs study_instance_uid and class",
+                i + 1
+            )));
+        };
+        let index = CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .ok_or_else(|| err(format!("line {}: unknown class {class:?}", i + 1)))?;
+        out.push((uid.to_string(), index));
+    }
+    if out.is_empty() {
+        return Err(err("no studies listed".into()));
+    }
+    Ok(out)
+}
+
+/// Classifies every study listed in `DIR/truth.jsonl` and scores the predictions.
+pub fn evaluate_dir(
+    classifier: &Classifier,
+    dir: &Path,
+    progress: bool,
+) -> Result<EvalReport, EvalError> {
+    let started = std::time::Instant::now();
+    let truth = read_truth(dir)?;
+    let scanned = scan(dir)?;
+    let bar = if progress {
+        ProgressBar::new(truth.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} studies {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut want, mut got, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (uid, class) in &truth {
+        let outcome = match scanned.catalog.studies.get(uid) {
+            None => Err("no files of this study under the folder".to_string()),
+            Some(entry) => classifier
+                .classify_entry(entry, 0.0)
+                .map_err(|e: ClassifyError| e.to_string()),
+        };
+        match outcome {
+            Ok(p) => {
+                want.push(*class);
+                got.push(CLASSES.iter().position(|c| *c == p.top_class).unwrap_or(0));
+            }
+            Err(reason) => failed.push(Failure {
+                study_instance_uid: uid.clone(),
+                reason,
+            }),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(EvalReport {
+        scores: score(&want, &got, 2000, 0),
+        precision: classifier.model.precision().to_string(),
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+        note: "simulated studies: not clinical accuracy",
+    })
 }
 
 /// Linear-interpolated percentile of sorted values (numpy's default).
@@ -113,7 +238,11 @@ mod tests {
         assert_eq!(s.per_class["SCN"].support, 3);
         assert!(s.ci95[0] < 0.7 && 0.7 < s.ci95[1], "{:?}", s.ci95);
         assert!(s.ci95[0] >= 0.3 && s.ci95[1] <= 1.0);
-        assert_eq!(score(&truth, &pred, 2000, 1), s, "a fixed seed gives the same interval");
+        assert_eq!(
+            score(&truth, &pred, 2000, 1),
+            s,
+            "a fixed seed gives the same interval"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
+//! | [`publish`] | the published messages (prediction JSON, PHI policy) |
+//! | [`classify`] | one study folder through scan, preprocessing and the model → prediction |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
 //! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
 //! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
@@ -30,6 +32,7 @@
 
 pub mod alloc;
 pub mod bench;
+pub mod classify;
 pub mod dataset;
 pub mod dicom_guard;
 pub mod eval;
@@ -40,5 +43,6 @@ pub mod model;
 pub mod npy;
 pub mod pixels;
 pub mod preprocess;
+pub mod publish;
 pub mod series;
 pub mod simulate;

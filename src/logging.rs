@@ -12,8 +12,9 @@ pub enum LogFormat {
 /// Installs the global subscriber writing to stderr. `verbosity` 0 = info, 1 = debug, 2+ = trace;
 /// `RUST_LOG`, when set, wins.
 pub fn init(verbosity: u8, format: LogFormat) {
+    // tract's CPU-feature probe logs at info on every start; it is debugging detail here.
     let level = match verbosity {
-        0 => "info",
+        0 => "info,tract_linalg=warn",
         1 => "debug",
         _ => "trace",
     };

@@ -2,7 +2,10 @@
 //! errors to exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
 use clap::{Args, Parser, Subcommand};
+use ismf::classify::Classifier;
 use ismf::logging::{self, LogFormat};
+use ismf::model::{Model, Precision};
+use ismf::preprocess::PreprocessParams;
 use ismf::simulate::{
     self, DistractorRates, ExportMode, Layout, Site, StudyOptions, TumourClass, Vendor,
 };
@@ -45,9 +48,13 @@ enum Command {
     },
     /// Training tensors: simulated studies through ingest and preprocessing, as .npy files.
     Dataset(DatasetArgs),
-    /// Benchmarks (results go to BENCHMARKS.md).
-    #[command(subcommand)]
-    Bench(BenchCommand),
+    /// Classify the study (or studies) in a folder: ingest, preprocessing and the model.
+    Classify(ClassifyArgs),
+    /// Classify every study listed in DIR/truth.jsonl and score the predictions.
+    Eval(EvalArgs),
+    /// Benchmarks (results go to BENCHMARKS.md). Without a subcommand: model-only latency of
+    /// tract on a simulated study's inputs.
+    Bench(BenchArgs),
     /// Decode one DICOM file's pixels (after the modality LUT) into a float32 .npy
     /// of shape [frames, rows, cols].
     Decode {
@@ -58,6 +65,66 @@ enum Command {
         #[arg(long, default_value_t = ismf::pixels::DEFAULT_MAX_VOXELS)]
         max_voxels: u64,
     },
+}
+
+/// Which model runs, and how.
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// The model card (its files are found beside it).
+    #[arg(long, default_value = "models/model-card.json")]
+    card: PathBuf,
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Model, (anyhow::Error, u8)> {
+        if self.threads == 0 {
+            return Err((anyhow::anyhow!("--threads must be at least 1"), 2));
+        }
+        ismf::model::set_threads(self.threads);
+        Model::load(&self.card, self.precision, &PreprocessParams::default())
+            .map_err(|e| (e.into(), 1))
+    }
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    /// A folder holding one study's DICOM files (searched recursively).
+    study_dir: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print the prediction message exactly as it is published on MQTT (one JSON object per
+    /// line and study).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A folder written by `ismf simulate` (DICOM files and truth.jsonl).
+    dir: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Timed runs after the warm-up.
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -114,8 +181,85 @@ enum BenchCommand {
     Headers { dir: PathBuf },
 }
 
-fn bench(cmd: BenchCommand) -> Result<(), (anyhow::Error, u8)> {
+fn classify(args: ClassifyArgs) -> Result<(), (anyhow::Error, u8)> {
+    let classifier = Classifier::new(args.model.load()?, PreprocessParams::default());
+    let result = classifier
+        .classify_dir(&args.study_dir)
+        .map_err(|e| (e.into(), 1))?;
+    for p in &result.problems {
+        tracing::warn!(file = %p.path.display(), "{}", p.problem);
+    }
+    let mut failed = 0;
+    for study in result.studies {
+        match study {
+            Ok(p) if args.json => println!("{}", serde_json::to_string(&p).unwrap_or_default()),
+            Ok(p) => println!("{}", ismf::classify::render_text(&p)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", args.study_dir.display());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err((anyhow::anyhow!("{failed} study(ies) not classified"), 1));
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<(), (anyhow::Error, u8)> {
+    let classifier = Classifier::new(args.model.load()?, PreprocessParams::default());
+    let report = ismf::eval::evaluate_dir(&classifier, &args.dir, std::io::stderr().is_terminal())
+        .map_err(|e| (e.into(), 1))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        let s = &report.scores;
+        println!(
+            "{} studies ({} precision): micro-accuracy {:.3} (95 % CI {:.3}-{:.3}); simulated studies, not clinical accuracy",
+            s.n, report.precision, s.micro_accuracy, s.ci95[0], s.ci95[1]
+        );
+        println!("class  precision recall f1    support");
+        for (i, c) in ismf::model::CLASSES.iter().enumerate() {
+            let k = &s.per_class[*c];
+            println!(
+                "{c:<6} {:.3}     {:.3}  {:.3} {:>4}   confusion {:?}",
+                k.precision, k.recall, k.f1, k.support, s.confusion[i]
+            );
+        }
+        for f in &report.failed {
+            println!("not classified: {}: {}", f.study_instance_uid, f.reason);
+        }
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
     use ismf::bench;
+    let Some(cmd) = args.command else {
+        if args.runs == 0 {
+            return Err((anyhow::anyhow!("--runs must be at least 1"), 2));
+        }
+        let started = std::time::Instant::now();
+        let model = args.model.load()?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let r = bench::model_latency(&model, args.model.threads, args.runs, load_ms)
+            .map_err(|e| (e.into(), 1))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        } else {
+            println!(
+                "tract {} threads {}: median {:.2} ms, p90 {:.2} ms over {} runs; load {:.0} ms; peak RSS {:.0} MiB",
+                model.precision(),
+                args.model.threads,
+                r.median_ms,
+                r.p90_ms,
+                args.runs,
+                load_ms,
+                r.peak_rss_mib
+            );
+        }
+        return Ok(());
+    };
     match cmd {
         BenchCommand::Preprocess { dir, repeat } => {
             let runs = bench::preprocess_runs(&dir, repeat).map_err(|e| (e.into(), 1))?;
@@ -254,7 +398,9 @@ fn main() -> ExitCode {
             npy,
             max_voxels,
         } => decode(file, npy, max_voxels),
-        Command::Bench(cmd) => bench(cmd),
+        Command::Bench(args) => bench(args),
+        Command::Classify(args) => classify(args),
+        Command::Eval(args) => eval(args),
         Command::Dataset(args) => dataset(args),
     };
     match result {

@@ -5,7 +5,7 @@ pub mod card;
 pub mod runtime;
 
 pub use card::{CheckedCard, ModelCard};
-pub use runtime::{Model, Probabilities};
+pub use runtime::{set_threads, Model, Probabilities};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

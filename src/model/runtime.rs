@@ -173,6 +173,17 @@ impl Model {
     }
 }
 
+/// Threads for tract's matrix products in this process (1 = the calling thread only). Set it
+/// before loading: tract reads the executor when a plan runs, and one process serves one model.
+pub fn set_threads(threads: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    });
+}
+
 fn zeros(card: &CheckedCard) -> Vec<Vec<f32>> {
     card.card
         .inputs

@@ -121,3 +121,13 @@ pub fn claim_size(
         PrimitiveValue::from(frames),
     ));
 }
+
+/// The `ismf` binary under test.
+pub fn ismf() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ismf"))
+}
+
+/// The committed model card.
+pub fn model_card() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model-card.json")
+}

@@ -1,0 +1,237 @@
+//! One study through the whole synchronous core: header scan and identification, pixel decoding
+//! and preprocessing, the model — timed per stage and assembled into the published
+//! [`Prediction`]. `ismf classify`, `ismf eval` and the daemon all come through here, so what a
+//! reader sees on MQTT is what the CLI prints.
+
+use crate::ingest::catalog::{read_header, StudyEntry};
+use crate::ingest::{scan, IngestError, Problem};
+use crate::inspect::study_report;
+use crate::model::{Model, ModelError, Probabilities};
+use crate::pixels::DEFAULT_MAX_VOXELS;
+use crate::preprocess::{study_inputs, PreprocessError, PreprocessParams};
+use crate::publish::message::{Identity, ModelInfo, PhiPolicy, Prediction, SeriesUsed, Timings};
+use crate::series::Rules;
+use dicom_dictionary_std::tags;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors of classifying a study.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("{0}: no DICOM study found")]
+    NoStudy(PathBuf),
+    #[error("study {uid}: incomplete, not classified: {problems}")]
+    Incomplete { uid: String, problems: String },
+    #[error("study {uid}: {source}")]
+    Preprocess {
+        uid: String,
+        source: PreprocessError,
+    },
+    #[error("study {uid}: {source}")]
+    Model { uid: String, source: ModelError },
+}
+
+/// What classification needs, loaded once.
+#[derive(Clone, Debug)]
+pub struct Classifier {
+    pub model: Model,
+    pub rules: Rules,
+    pub params: PreprocessParams,
+    pub appliance_id: String,
+    pub phi: PhiPolicy,
+    pub max_voxels: u64,
+}
+
+/// Every study found under a folder, classified or refused.
+#[derive(Debug)]
+pub struct FolderResult {
+    pub studies: Vec<Result<Prediction, ClassifyError>>,
+    /// Files that could not be read as DICOM, with the reason.
+    pub problems: Vec<Problem>,
+    pub skipped: Vec<Problem>,
+}
+
+impl Classifier {
+    pub fn new(model: Model, params: PreprocessParams) -> Classifier {
+        Classifier {
+            model,
+            rules: Rules::default(),
+            params,
+            appliance_id: "cli".to_string(),
+            phi: PhiPolicy::default(),
+            max_voxels: DEFAULT_MAX_VOXELS,
+        }
+    }
+
+    /// Scans `dir` and classifies every study in it (the scan's time is shared among them).
+    pub fn classify_dir(&self, dir: &Path) -> Result<FolderResult, ClassifyError> {
+        let started = Instant::now();
+        let scanned = scan(dir)?;
+        if scanned.catalog.studies.is_empty() {
+            return Err(ClassifyError::NoStudy(dir.to_path_buf()));
+        }
+        let scan_ms = ms(started) / scanned.catalog.studies.len() as f64;
+        let studies = scanned
+            .catalog
+            .studies
+            .values()
+            .map(|entry| self.classify_entry(entry, scan_ms))
+            .collect();
+        Ok(FolderResult {
+            studies,
+            problems: scanned.problems,
+            skipped: scanned.skipped,
+        })
+    }
+
+    /// Classifies one catalogued study; `ingest_ms` is what cataloguing it already cost.
+    pub fn classify_entry(
+        &self,
+        entry: &StudyEntry,
+        ingest_ms: f64,
+    ) -> Result<Prediction, ClassifyError> {
+        let uid = entry.study_instance_uid.clone();
+        let t = Instant::now();
+        let report = study_report(entry, &self.rules);
+        if !report.complete {
+            return Err(ClassifyError::Incomplete {
+                uid,
+                problems: report.problems.join("; "),
+            });
+        }
+        let files = report.sequences.files();
+        let first = &files[0].1[0];
+        let header = read_header(first)?;
+        let ingest_ms = ingest_ms + ms(t);
+
+        let t = Instant::now();
+        let inputs = study_inputs(&files, &header.clinical(), &self.params, self.max_voxels)
+            .map_err(|source| ClassifyError::Preprocess {
+                uid: uid.clone(),
+                source,
+            })?;
+        let preprocess_ms = ms(t);
+
+        let t = Instant::now();
+        let probabilities: Probabilities =
+            self.model
+                .run(&inputs)
+                .map_err(|source| ClassifyError::Model {
+                    uid: uid.clone(),
+                    source,
+                })?;
+        let inference_ms = ms(t);
+
+        let series = crate::series::SequenceKind::REQUIRED
+            .iter()
+            .filter_map(|kind| {
+                report.sequences.get(*kind).map(|s| SeriesUsed {
+                    sequence: kind.key().to_string(),
+                    series_instance_uid: s.series_instance_uid.clone(),
+                    series_number: s.series_number,
+                    series_description: s.series_description.clone(),
+                    instances: s.files.len(),
+                    reasons: s.reasons.clone(),
+                })
+            })
+            .collect();
+        let identity = match self.phi {
+            PhiPolicy::Uids => Identity::default(),
+            _ => read_identity(first),
+        };
+        Ok(Prediction::new(
+            &uid,
+            probabilities,
+            series,
+            ModelInfo::of(&self.model),
+            &self.appliance_id,
+            Timings {
+                ingest_ms,
+                preprocess_ms,
+                inference_ms,
+                total_ms: ingest_ms + preprocess_ms + inference_ms,
+            },
+            inputs.warnings,
+            identity,
+            self.phi,
+        ))
+    }
+}
+
+/// AccessionNumber, PatientName and PatientID of a file, read only when the PHI policy allows
+/// them (the catalog never stores them). Unreadable values are left out.
+fn read_identity(path: &Path) -> Identity {
+    let Ok(obj) = dicom_object::OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+    else {
+        return Identity::default();
+    };
+    let text = |tag| {
+        obj.element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    Identity {
+        accession_number: text(tags::ACCESSION_NUMBER),
+        patient_name: text(tags::PATIENT_NAME),
+        patient_id: text(tags::PATIENT_ID),
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// The readable summary `ismf classify` prints.
+pub fn render_text(p: &Prediction) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let probs = &p.probabilities;
+    let _ = writeln!(
+        s,
+        "study {}\n  prediction: {} (margin {:.2} over the runner-up)",
+        p.study_instance_uid, p.top_class, p.margin
+    );
+    let _ = writeln!(
+        s,
+        "  probabilities: SCN {:.3}  MNG {:.3}  AST {:.3}  EPN {:.3}  MET {:.3}",
+        probs.SCN, probs.MNG, probs.AST, probs.EPN, probs.MET
+    );
+    for series in &p.series {
+        let _ = writeln!(
+            s,
+            "  {:<8} series {} \"{}\" ({} images): {}",
+            series.sequence,
+            series
+                .series_number
+                .map_or("-".to_string(), |n| n.to_string()),
+            series.series_description,
+            series.instances,
+            series.reasons.join("; ")
+        );
+    }
+    for w in &p.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    let _ = writeln!(
+        s,
+        "  model: {} {} ({}, sha256 {})",
+        p.model.name,
+        p.model.version,
+        p.model.precision,
+        &p.model.sha256[..p.model.sha256.len().min(12)]
+    );
+    let t = &p.timings;
+    let _ = writeln!(
+        s,
+        "  timings: ingest {:.0} ms, preprocess {:.0} ms, inference {:.0} ms, total {:.0} ms",
+        t.ingest_ms, t.preprocess_ms, t.inference_ms, t.total_ms
+    );
+    let _ = write!(s, "  {}", p.notice);
+    s
+}

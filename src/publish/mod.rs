@@ -1,0 +1,3 @@
+//! What the appliance tells the reading room: [`message`] holds the published JSON messages.
+
+pub mod message;

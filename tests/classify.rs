@@ -1,0 +1,299 @@
+//! `ismf classify`, `ismf eval` and `ismf bench` on simulated studies with the committed model,
+//! and every bad-input case the runtime must refuse with a clear error.
+
+mod common;
+
+use common::{ismf, model_card, run_sim, sim};
+use ismf::model::{Model, ModelError, Precision};
+use ismf::preprocess::PreprocessParams;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+fn run(args: &[&str]) -> Output {
+    ismf().args(args).output().expect("ismf runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn classify_prints_the_published_message_deterministically() {
+    let dir = tempfile::tempdir().expect("dir");
+    let truth = run_sim(&sim(dir.path(), 2, 31));
+    let card = model_card();
+    let card_s = card.to_str().expect("utf-8");
+    let d = dir.path().to_str().expect("utf-8");
+    let one = run(&["classify", d, "--card", card_s, "--json"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let first = json_lines(&one);
+    assert_eq!(first.len(), 2, "one prediction per study");
+    let card_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&card).expect("card")).expect("json");
+    for p in &first {
+        assert_eq!(p["schema_version"], 1);
+        assert!(truth
+            .iter()
+            .any(|t| t["study_instance_uid"] == p["study_instance_uid"]));
+        let probs = p["probabilities"].as_object().expect("probabilities");
+        let keys: Vec<&String> = probs.keys().collect();
+        assert_eq!(keys.len(), 5);
+        let sum: f64 = probs.values().map(|v| v.as_f64().expect("number")).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{sum}");
+        assert_eq!(p["series"].as_array().expect("series").len(), 4);
+        assert_eq!(p["model"]["sha256"], card_json["files"][0]["sha256"]);
+        assert_eq!(p["model"]["precision"], "f32");
+        assert!(p["notice"]
+            .as_str()
+            .expect("notice")
+            .contains("NOT FOR DIAGNOSTIC USE"));
+        assert!(p["timings"]["total_ms"].as_f64().expect("ms") > 0.0);
+        assert!(p.get("patient_name").is_none() && p.get("patient_id").is_none());
+    }
+    // Same study, same model: same id and probabilities, on one thread or two.
+    let two = run(&["classify", d, "--card", card_s, "--json", "--threads", "2"]);
+    assert!(two.status.success(), "{}", stderr(&two));
+    for (a, b) in first.iter().zip(json_lines(&two)) {
+        assert_eq!(a["prediction_id"], b["prediction_id"]);
+        for class in ["SCN", "MNG", "AST", "EPN", "MET"] {
+            let (x, y) = (
+                a["probabilities"][class].as_f64().expect("p"),
+                b["probabilities"][class].as_f64().expect("p"),
+            );
+            assert!((x - y).abs() < 1e-5, "{class}: {x} vs {y}");
+        }
+    }
+    let text = run(&["classify", d, "--card", card_s]);
+    let text_out = String::from_utf8_lossy(&text.stdout);
+    assert!(text_out.contains("prediction:") && text_out.contains("NOT FOR DIAGNOSTIC USE"));
+}
+
+#[test]
+fn eval_scores_against_truth() {
+    let dir = tempfile::tempdir().expect("dir");
+    run_sim(&sim(dir.path(), 5, 32));
+    let card = model_card();
+    let out = run(&[
+        "eval",
+        dir.path().to_str().expect("utf-8"),
+        "--card",
+        card.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["n"], 5);
+    let acc = r["micro_accuracy"].as_f64().expect("accuracy");
+    let ci = r["ci95"].as_array().expect("ci");
+    assert!(ci[0].as_f64().expect("lo") <= acc && acc <= ci[1].as_f64().expect("hi"));
+    let confusion: u64 = r["confusion"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_u64().expect("n"))
+        })
+        .sum();
+    assert_eq!(confusion, 5);
+    assert_eq!(r["per_class"].as_object().expect("classes").len(), 5);
+}
+
+#[test]
+fn bench_reports_latency_per_precision() {
+    let card = model_card();
+    let out = run(&[
+        "bench",
+        "--card",
+        card.to_str().expect("utf-8"),
+        "--runs",
+        "3",
+        "--json",
+        "--precision",
+        "int8",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = &json_lines(&out)[0];
+    assert!(r["tract_int8_ms"].as_f64().expect("ms") > 0.0);
+    assert!(r["median_ms"].as_f64().expect("ms") <= r["p90_ms"].as_f64().expect("ms"));
+    assert!(r["load_ms"].as_f64().expect("ms") > 0.0);
+}
+
+#[test]
+fn a_study_missing_a_sequence_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let truth = run_sim(&sim(dir.path(), 1, 33));
+    let ax = truth[0]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .find(|s| s["role"] == "ax_t2w")
+        .expect("axial series")["series_instance_uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let mut removed = 0;
+    for f in common::dicom_files(dir.path()) {
+        let h = ismf::ingest::catalog::read_header(&f).expect("header");
+        if h.series_instance_uid == ax {
+            std::fs::remove_file(f).expect("rm");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+    let card = model_card();
+    let out = run(&[
+        "classify",
+        dir.path().to_str().expect("utf-8"),
+        "--card",
+        card.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("incomplete") && err.contains("ax_t2w"),
+        "{err}"
+    );
+}
+
+/// A card beside copies of the model files, edited.
+fn card_copy(dir: &Path, edit: impl FnOnce(&Path, &mut Value)) -> std::path::PathBuf {
+    let card = model_card();
+    let mut json: Value =
+        serde_json::from_str(&std::fs::read_to_string(&card).expect("card")).expect("json");
+    for f in json["files"].as_array().expect("files") {
+        let name = f["path"].as_str().expect("path");
+        std::fs::copy(card.parent().expect("dir").join(name), dir.join(name)).expect("copy");
+    }
+    edit(dir, &mut json);
+    let path = dir.join("model-card.json");
+    std::fs::write(&path, serde_json::to_string(&json).expect("json")).expect("write");
+    path
+}
+
+#[test]
+fn bad_model_files_are_refused_with_the_cause() {
+    let params = PreprocessParams::default();
+    // Truncated file, with a card that vouches for the truncated bytes: tract must refuse it.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = card_copy(dir.path(), |d, card| {
+        let f = d.join(card["files"][0]["path"].as_str().expect("path"));
+        let bytes = std::fs::read(&f).expect("read");
+        std::fs::write(&f, &bytes[..bytes.len() / 3]).expect("truncate");
+        card["files"][0]["sha256"] =
+            Value::String(ismf::model::card::sha256_file(&f).expect("hash"));
+    });
+    match Model::load(&path, Precision::F32, &params) {
+        Err(e @ ModelError::Tract { .. }) => assert!(e.to_string().contains(".onnx"), "{e}"),
+        other => panic!("expected a tract error, got {other:?}"),
+    }
+    // Flipped bytes with the card's original hash: refused before tract sees them.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = card_copy(dir.path(), |d, card| {
+        let f = d.join(card["files"][1]["path"].as_str().expect("path"));
+        let mut bytes = std::fs::read(&f).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&f, bytes).expect("write");
+    });
+    let err = Model::load(&path, Precision::Int8, &params).expect_err("refused");
+    assert!(
+        matches!(err, ModelError::Hash { .. }) && err.to_string().contains("sha256"),
+        "{err}"
+    );
+    // Missing file.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = card_copy(dir.path(), |d, card| {
+        std::fs::remove_file(d.join(card["files"][0]["path"].as_str().expect("path"))).expect("rm");
+    });
+    let err = Model::load(&path, Precision::F32, &params).expect_err("refused");
+    assert!(
+        matches!(err, ModelError::Io { .. }) && err.to_string().contains(".onnx"),
+        "{err}"
+    );
+    // The CLI says the same and exits 1.
+    let out = run(&[
+        "bench",
+        "--card",
+        path.to_str().expect("utf-8"),
+        "--runs",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(".onnx"), "{}", stderr(&out));
+    // Inputs of the wrong size.
+    let model = Model::load(&model_card(), Precision::F32, &params).expect("load");
+    let mut raw: Vec<Vec<f32>> = model
+        .card()
+        .card
+        .inputs
+        .iter()
+        .map(|i| vec![0.0; i.shape.iter().product()])
+        .collect();
+    raw[4].pop();
+    let err = model.run_raw(&raw).expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            ModelError::InputSize {
+                expected: 9,
+                actual: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn threads_share_one_runnable_and_agree() {
+    let params = PreprocessParams::default();
+    let model = Model::load(&model_card(), Precision::F32, &params).expect("load");
+    let opts = ismf::simulate::StudyOptions {
+        seed: 34,
+        site: ismf::simulate::Site::Internal,
+        classes: Vec::new(),
+        vendor: None,
+        distractors: Default::default(),
+    };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let inputs: Vec<_> = (0..3)
+        .map(|i| {
+            ismf::dataset::study_tensors(&opts, i, scratch.path(), &params)
+                .expect("study")
+                .0
+        })
+        .collect();
+    let sequential: Vec<_> = inputs.iter().map(|x| model.run(x).expect("run")).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let model = model.clone();
+                let inputs = &inputs;
+                s.spawn(move || {
+                    (0..6)
+                        .map(|k| {
+                            let i = (t + k) % inputs.len();
+                            (i, model.run(&inputs[i]).expect("run"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, p) in h.join().expect("thread") {
+                assert_eq!(p, sequential[i], "study {i}: concurrent run differs");
+            }
+        }
+    });
+}
