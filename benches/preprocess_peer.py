@@ -67,4 +67,5 @@ def main():
         print(f"{time.perf_counter() - t:.4f}")
 
 
-main()
+if __name__ == "__main__":
+    main()
