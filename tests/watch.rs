@@ -256,6 +256,7 @@ fn watch_until(
     let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
     let start = Instant::now();
     let mut events = Vec::new();
+    let mut last_path = Instant::now();
     std::thread::scope(|s| {
         let writer = s.spawn(during);
         loop {
@@ -266,6 +267,7 @@ fn watch_until(
                     .unwrap_or(0.0)
             };
             if let Ok(path) = rx.recv_timeout(Duration::from_millis(100)) {
+                last_path = Instant::now();
                 events.extend(ingest.offer(&path, now()).expect("offer"));
             }
             events.extend(ingest.tick(now()).expect("tick"));
@@ -273,7 +275,10 @@ fn watch_until(
                 .iter()
                 .filter(|e| matches!(e, IngestEvent::Complete { .. }))
                 .count();
-            if (complete >= studies && writer.is_finished()) || start.elapsed() > limit {
+            // A slow last file may land after its study completed: stop only once the watcher
+            // has been quiet for longer than its settle time plus a rescan.
+            let quiet = last_path.elapsed() > Duration::from_millis(2500);
+            if (complete >= studies && writer.is_finished() && quiet) || start.elapsed() > limit {
                 break;
             }
         }
