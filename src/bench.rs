@@ -47,14 +47,9 @@ pub struct ModelLatency {
     pub by_precision: std::collections::BTreeMap<String, f64>,
 }
 
-/// Times `runs` runs of `model` on the inputs of a simulated study (seed 77, study 0: the
-/// reference study of `models/reference-outputs.json`), after one more warm-up run.
-pub fn model_latency(
-    model: &crate::model::Model,
-    threads: usize,
-    runs: usize,
-    load_ms: f64,
-) -> Result<ModelLatency, BenchError> {
+/// The simulated study every model benchmark runs (seed 77, study 0: the reference study of
+/// `models/reference-outputs.json`).
+fn bench_inputs() -> Result<crate::preprocess::ModelInputs, BenchError> {
     let opts = crate::simulate::StudyOptions {
         seed: 77,
         site: crate::simulate::Site::Internal,
@@ -63,8 +58,64 @@ pub fn model_latency(
         distractors: Default::default(),
     };
     let scratch = crate::dataset::default_scratch();
-    let (inputs, _) =
-        crate::dataset::study_tensors(&opts, 0, &scratch, &PreprocessParams::default())?;
+    Ok(crate::dataset::study_tensors(&opts, 0, &scratch, &PreprocessParams::default())?.0)
+}
+
+/// Per-node times of `runs` runs on the benchmark study, largest first.
+pub fn model_profile(
+    model: &crate::model::Model,
+    runs: usize,
+) -> Result<Vec<crate::model::runtime::NodeTime>, BenchError> {
+    Ok(model.profile(&bench_inputs()?, runs.max(1))?)
+}
+
+/// The profile as text: totals per operator, then the ten slowest nodes.
+pub fn render_profile(nodes: &[crate::model::runtime::NodeTime]) -> String {
+    use std::fmt::Write;
+    let total: f64 = nodes.iter().map(|n| n.ms).sum();
+    let mut by_op: Vec<(String, f64, usize)> = Vec::new();
+    for n in nodes {
+        match by_op.iter_mut().find(|o| o.0 == n.op) {
+            Some(o) => {
+                o.1 += n.ms;
+                o.2 += 1;
+            }
+            None => by_op.push((n.op.clone(), n.ms, 1)),
+        }
+    }
+    by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut s =
+        format!("total {total:.2} ms a run\n\noperator               nodes      ms    share\n");
+    for (op, ms, count) in &by_op {
+        let _ = writeln!(
+            s,
+            "{op:<22} {count:>5} {ms:>7.3} {:>7.1} %",
+            100.0 * ms / total.max(1e-9)
+        );
+    }
+    let _ = writeln!(s, "\nslowest nodes");
+    for n in nodes.iter().take(10) {
+        let _ = writeln!(
+            s,
+            "{:>7.3} ms {:>6.1} %  {} ({})",
+            n.ms,
+            100.0 * n.ms / total.max(1e-9),
+            n.node,
+            n.op
+        );
+    }
+    s
+}
+
+/// Times `runs` runs of `model` on the inputs of a simulated study (seed 77, study 0: the
+/// reference study of `models/reference-outputs.json`), after one more warm-up run.
+pub fn model_latency(
+    model: &crate::model::Model,
+    threads: usize,
+    runs: usize,
+    load_ms: f64,
+) -> Result<ModelLatency, BenchError> {
+    let inputs = bench_inputs()?;
     model.run(&inputs)?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {

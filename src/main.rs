@@ -123,6 +123,9 @@ struct BenchArgs {
     /// Timed runs after the warm-up.
     #[arg(long, default_value_t = 30)]
     runs: usize,
+    /// Print where tract spends a study: time per node and per operator, largest first.
+    #[arg(long)]
+    profile: bool,
     #[arg(long)]
     json: bool,
 }
@@ -242,6 +245,15 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         let started = std::time::Instant::now();
         let model = args.model.load()?;
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        if args.profile {
+            let nodes = bench::model_profile(&model, args.runs).map_err(|e| (e.into(), 1))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
+            } else {
+                print!("{}", bench::render_profile(&nodes));
+            }
+            return Ok(());
+        }
         let r = bench::model_latency(&model, args.model.threads, args.runs, load_ms)
             .map_err(|e| (e.into(), 1))?;
         if args.json {

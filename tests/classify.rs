@@ -127,6 +127,26 @@ fn bench_reports_latency_per_precision() {
     assert!(r["tract_int8_ms"].as_f64().expect("ms") > 0.0);
     assert!(r["median_ms"].as_f64().expect("ms") <= r["p90_ms"].as_f64().expect("ms"));
     assert!(r["load_ms"].as_f64().expect("ms") > 0.0);
+    let out = run(&[
+        "bench",
+        "--card",
+        card.to_str().expect("utf-8"),
+        "--runs",
+        "2",
+        "--profile",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes = json_lines(&out)[0].as_array().expect("nodes").clone();
+    assert!(nodes.len() > 20, "every node of the plan is timed");
+    let ms: Vec<f64> = nodes
+        .iter()
+        .map(|n| n["ms"].as_f64().expect("ms"))
+        .collect();
+    assert!(ms.windows(2).all(|w| w[0] >= w[1]), "largest first");
+    assert!(nodes
+        .iter()
+        .any(|n| n["node"].as_str().expect("name").contains("sag_t1w")));
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimpleState;
 
 /// A runnable model. The plan is immutable and shared: clones are cheap, and `run` may be called
 /// from several threads at once (each call builds its own state).
@@ -117,6 +118,56 @@ impl Model {
 
     /// Runs one study's inputs; probabilities in [`CLASSES`] order.
     pub fn run(&self, inputs: &ModelInputs) -> Result<Probabilities, ModelError> {
+        self.run_raw(&self.raw_inputs(inputs)?)
+    }
+
+    /// Runs raw input buffers given in card input order (for tests and benchmarks on stored
+    /// tensors).
+    pub fn run_raw<S: AsRef<[f32]>>(&self, raw: &[S]) -> Result<Probabilities, ModelError> {
+        let values = self.tensors(raw)?;
+        let outputs = self.plan.run(values).map_err(|e| self.tract_error(e))?;
+        self.probabilities(&outputs[0])
+    }
+
+    /// Time per node over `runs` runs after a warm-up, largest first: where tract spends a study.
+    pub fn profile(&self, inputs: &ModelInputs, runs: usize) -> Result<Vec<NodeTime>, ModelError> {
+        let raw = self.raw_inputs(inputs)?;
+        let mut state = SimpleState::new(&self.plan).map_err(|e| self.tract_error(e))?;
+        let mut times: Vec<NodeTime> = Vec::new();
+        for run in 0..=runs {
+            let values = self.tensors(&raw)?;
+            state
+                .run_plan_with_eval(values, |ctx, op_state, node, input| {
+                    let t = Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
+                    if run > 0 {
+                        let ms = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                        match times.iter_mut().find(|n| n.node == node.name) {
+                            Some(n) => n.ms += ms,
+                            None => times.push(NodeTime {
+                                node: node.name.clone(),
+                                op: node.op().name().to_string(),
+                                ms,
+                            }),
+                        }
+                    }
+                    out
+                })
+                .map_err(|e| self.tract_error(e))?;
+        }
+        times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(times)
+    }
+
+    fn tract_error(&self, e: TractError) -> ModelError {
+        ModelError::Tract {
+            path: self.card.file_path.clone(),
+            message: format!("{e:#}"),
+        }
+    }
+
+    /// The study's buffers in card input order.
+    fn raw_inputs<'a>(&self, inputs: &'a ModelInputs) -> Result<Vec<&'a [f32]>, ModelError> {
         let mut raw = Vec::with_capacity(self.card.sources.len());
         for source in &self.card.sources {
             match source {
@@ -132,16 +183,12 @@ impl Model {
                 InputSource::Clinical => raw.push(inputs.clinical.as_slice()),
             }
         }
-        self.run_raw(&raw)
+        Ok(raw)
     }
 
-    /// Runs raw input buffers given in card input order (for tests and benchmarks on stored
-    /// tensors).
-    pub fn run_raw<S: AsRef<[f32]>>(&self, raw: &[S]) -> Result<Probabilities, ModelError> {
-        let tract = |e: TractError| ModelError::Tract {
-            path: self.card.file_path.clone(),
-            message: format!("{e:#}"),
-        };
+    /// Input tensors in the graph's datum types, sizes checked against the card.
+    fn tensors<S: AsRef<[f32]>>(&self, raw: &[S]) -> Result<TVec<TValue>, ModelError> {
+        let tract = |e: TractError| self.tract_error(e);
         let inputs = self.card.card.inputs.iter();
         let mut values = TVec::new();
         for ((input, data), dt) in inputs.zip(raw).zip(&self.input_types) {
@@ -162,8 +209,13 @@ impl Model {
             };
             values.push(tensor.into_tvalue());
         }
-        let outputs = self.plan.run(values).map_err(tract)?;
-        let out = outputs[0].cast_to::<f32>().map_err(tract)?.into_owned();
+        Ok(values)
+    }
+
+    /// The output tensor as probabilities in [`CLASSES`] order.
+    fn probabilities(&self, output: &TValue) -> Result<Probabilities, ModelError> {
+        let tract = |e: TractError| self.tract_error(e);
+        let out = output.cast_to::<f32>().map_err(tract)?.into_owned();
         let view = out.try_as_plain_ram().map_err(tract)?;
         let out = view.as_slice::<f32>().map_err(tract)?;
         if out.len() != CLASSES.len() {
@@ -171,6 +223,14 @@ impl Model {
         }
         Ok(self.card.class_order.map(|i| out[i]))
     }
+}
+
+/// Time one node took per run (`Model::profile`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeTime {
+    pub node: String,
+    pub op: String,
+    pub ms: f64,
 }
 
 /// Threads for tract's matrix products in this process (1 = the calling thread only). Set it
