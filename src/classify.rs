@@ -3,7 +3,7 @@
 //! [`Prediction`]. `ismf classify`, `ismf eval` and the daemon all come through here, so what a
 //! reader sees on MQTT is what the CLI prints.
 
-use crate::ingest::catalog::{read_header, StudyEntry};
+use crate::ingest::catalog::StudyEntry;
 use crate::ingest::{scan, IngestError, Problem};
 use crate::inspect::study_report;
 use crate::model::{Model, ModelError, Probabilities};
@@ -102,12 +102,10 @@ impl Classifier {
             });
         }
         let files = report.sequences.files();
-        let first = &files[0].1[0];
-        let header = read_header(first)?;
         let ingest_ms = ingest_ms + ms(t);
 
         let t = Instant::now();
-        let inputs = study_inputs(&files, &header.clinical(), &self.params, self.max_voxels)
+        let inputs = study_inputs(&files, &entry.clinical(), &self.params, self.max_voxels)
             .map_err(|source| ClassifyError::Preprocess {
                 uid: uid.clone(),
                 source,
@@ -139,7 +137,7 @@ impl Classifier {
             .collect();
         let identity = match self.phi {
             PhiPolicy::Uids => Identity::default(),
-            _ => read_identity(first),
+            _ => read_identity(&files[0].1[0]),
         };
         Ok(Prediction::new(
             &uid,

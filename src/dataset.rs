@@ -8,7 +8,7 @@
 //! into `classes`), `studies.jsonl` (the simulator's truth per row) and `dataset.json` (what made
 //! it: preprocessing parameters, simulator version, options).
 
-use crate::ingest::{catalog, IngestError};
+use crate::ingest::IngestError;
 use crate::inspect::study_report;
 use crate::npy::NpyWriter;
 use crate::pixels::DEFAULT_MAX_VOXELS;
@@ -121,8 +121,7 @@ pub fn study_tensors(
                 });
             }
             let files = report.sequences.files();
-            let clinical = catalog::read_header(&files[0].1[0])?.clinical();
-            let inputs = study_inputs(&files, &clinical, params, DEFAULT_MAX_VOXELS)?;
+            let inputs = study_inputs(&files, &entry.clinical(), params, DEFAULT_MAX_VOXELS)?;
             Ok((inputs, written.truth))
         })();
     let _ = std::fs::remove_dir_all(&dir);

@@ -295,6 +295,19 @@ pub struct StudyEntry {
     pub series: BTreeMap<String, SeriesEntry>,
 }
 
+impl StudyEntry {
+    /// The clinical header values (age, sex, body region, …) from the study's first catalogued
+    /// instance: they are study-level, and the catalog already holds them, so no file is reread.
+    pub fn clinical(&self) -> crate::preprocess::ClinicalHeader {
+        self.series
+            .values()
+            .flat_map(|s| s.instances.values())
+            .next()
+            .map(|h| h.clinical())
+            .unwrap_or_default()
+    }
+}
+
 /// What adding an instance did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Added {

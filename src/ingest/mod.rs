@@ -429,17 +429,10 @@ impl Ingest {
     fn complete_event(&self, study: &str, report: &StudyReport) -> Option<IngestEvent> {
         let entry = self.catalog.studies.get(study)?;
         let sequences = report.sequences.files();
-        let clinical = entry
-            .series
-            .values()
-            .flat_map(|s| s.instances.values())
-            .next()
-            .map(|h| h.clinical())
-            .unwrap_or_default();
         Some(IngestEvent::Complete {
             study: study.to_string(),
             sequences,
-            clinical,
+            clinical: entry.clinical(),
         })
     }
 
