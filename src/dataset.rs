@@ -18,7 +18,6 @@ use crate::preprocess::{
 use crate::series::{Rules, SequenceKind};
 use crate::simulate::study::SIMULATOR_VERSION;
 use crate::simulate::{export, Layout, SimulateError, Study, StudyOptions, Truth, TumourClass};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -161,17 +160,7 @@ pub fn run(opts: &DatasetOptions) -> Result<DatasetSummary, DatasetError> {
     let mut rows =
         std::io::BufWriter::new(std::fs::File::create(&rows_path).map_err(io(&rows_path))?);
 
-    let bar = if opts.progress {
-        ProgressBar::new(n as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} dataset [{bar:30}] {pos}/{len} studies, {per_sec}, eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::logging::study_progress("dataset", n, opts.progress);
     // Chunks keep memory bounded and the output in study order.
     let chunk = 4 * rayon::current_num_threads().max(1);
     for first in (0..n).step_by(chunk) {

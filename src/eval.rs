@@ -5,7 +5,6 @@
 use crate::classify::{Classifier, ClassifyError};
 use crate::ingest::{scan, IngestError};
 use crate::model::CLASSES;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -171,15 +170,7 @@ pub fn evaluate_dir(
     let started = std::time::Instant::now();
     let truth = read_truth(dir)?;
     let scanned = scan(dir)?;
-    let bar = if progress {
-        ProgressBar::new(truth.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} studies {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::logging::study_progress("eval", truth.len(), progress);
     let (mut want, mut got, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for (uid, class) in &truth {
         let outcome = match scanned.catalog.studies.get(uid) {

@@ -1,4 +1,5 @@
-//! Log output: human text or one JSON object per line, verbosity from `-v` flags or `RUST_LOG`.
+//! Log output: human text or one JSON object per line, verbosity from `-v` flags or `RUST_LOG`;
+//! and the progress bar the long study loops share.
 
 use tracing_subscriber::EnvFilter;
 
@@ -27,4 +28,22 @@ pub fn init(verbosity: u8, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// A progress bar over `studies` studies labelled `what` (hidden when `visible` is false, e.g.
+/// when stderr is not a terminal): the one style `simulate`, `dataset` and `eval` share.
+pub fn study_progress(what: &str, studies: usize, visible: bool) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if visible {
+        ProgressBar::new(studies as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let template = format!(
+        "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} studies, {{per_sec}}, eta {{eta}}"
+    );
+    bar.set_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }

@@ -28,7 +28,6 @@ pub use protocol::{DistractorRates, SeriesRole, Site, Vendor};
 pub use study::{Study, StudyOptions, Truth};
 
 use export::{write_study, Pacing, StudyOutput};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -150,17 +149,7 @@ pub fn run(opts: &SimulateOptions) -> Result<Summary, SimulateError> {
     }
     let start = Instant::now();
     let mut truth = open_output(&opts.out)?;
-    let bar = if opts.progress {
-        ProgressBar::new(opts.studies as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} simulating [{bar:30}] {pos}/{len} studies, {per_sec}, eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::logging::study_progress("simulating", opts.studies, opts.progress);
     let one = |i: usize, pacing: Option<Pacing>| -> Result<StudyOutput, SimulateError> {
         let study = Study::sample(&opts.study, i);
         let want_preview = opts.preview.is_some() && i < MAX_PREVIEW_ROWS;
