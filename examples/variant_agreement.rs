@@ -12,7 +12,7 @@
 //! `models/train.sh` runs it on the internal test split and the model card quotes the result.
 
 use anyhow::Context;
-use ismf::model::{Model, Precision};
+use ismf::model::{Model, ModelCard, Precision};
 use ismf::npy::NpyArray;
 use ismf::preprocess::PreprocessParams;
 use serde_json::json;
@@ -33,13 +33,11 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|v| v.as_u64().map(|v| v as usize))
         .collect();
     let params = PreprocessParams::default();
-    let card_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(card)?)?;
-    let precisions: Vec<Precision> = card_json["files"]
-        .as_array()
-        .ok_or_else(|| anyhow::anyhow!("{card}: no files"))?
+    let precisions: Vec<Precision> = ModelCard::read(Path::new(card))?
+        .files
         .iter()
-        .map(|f| serde_json::from_value(f["precision"].clone()))
-        .collect::<Result<_, _>>()?;
+        .map(|f| f.precision)
+        .collect();
     let models: Vec<Model> = precisions
         .iter()
         .map(|p| Model::load(Path::new(card), *p, &params))

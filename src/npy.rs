@@ -119,34 +119,25 @@ impl NpyArray {
         let mut text = vec![0u8; len];
         f.read_exact(&mut text)?;
         let text = String::from_utf8_lossy(&text);
-        let field = |key: &str| -> Option<String> {
-            let at = text.find(&format!("'{key}':"))? + key.len() + 3;
-            Some(text[at..].trim_start().to_string())
+        // The value of `key` in the header dict, between its `open` and `close` delimiters.
+        let value = |key: &str, open: char, close: char| -> Option<&str> {
+            let rest = text[text.find(&format!("'{key}':"))? + key.len() + 3..].trim_start();
+            rest.strip_prefix(open)?.split(close).next()
         };
-        let descr = field("descr")
-            .and_then(|v| {
-                v.strip_prefix('\'')
-                    .and_then(|v| v.split('\'').next())
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| invalid(path, "no descr"))?;
+        let descr = value("descr", '\'', '\'')
+            .ok_or_else(|| invalid(path, "no descr"))?
+            .to_string();
         if !matches!(descr.as_str(), "<f4" | "<i8") {
             return Err(invalid(
                 path,
                 format!("dtype {descr} (only <f4 and <i8 are read)"),
             ));
         }
-        if field("fortran_order").is_none_or(|v| !v.starts_with("False")) {
+        if !text.contains("'fortran_order': False") {
             return Err(invalid(path, "Fortran order"));
         }
-        let shape = field("shape")
-            .and_then(|v| {
-                v.strip_prefix('(')
-                    .and_then(|v| v.split(')').next())
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| invalid(path, "no shape"))?;
-        let shape = shape
+        let shape = value("shape", '(', ')')
+            .ok_or_else(|| invalid(path, "no shape"))?
             .split(',')
             .map(str::trim)
             .filter(|d| !d.is_empty())
@@ -162,7 +153,7 @@ impl NpyArray {
             shape,
             data_offset,
         };
-        let need = data_offset + (array.rows() * array.row_len() * 4 * array.words()) as u64;
+        let need = data_offset + (array.rows() * array.row_len() * array.width()) as u64;
         if f.metadata()?.len() < need {
             return Err(invalid(
                 path,
@@ -182,16 +173,17 @@ impl NpyArray {
         self.shape.iter().skip(1).product()
     }
 
-    /// 4-byte words per value.
-    fn words(&self) -> usize {
+    /// Bytes per value.
+    fn width(&self) -> usize {
         if self.descr == "<i8" {
-            2
+            8
         } else {
-            1
+            4
         }
     }
 
-    fn read_bytes(&self, row: usize, count: usize, width: usize) -> std::io::Result<Vec<u8>> {
+    fn read_bytes(&self, row: usize, count: usize) -> std::io::Result<Vec<u8>> {
+        let width = self.width();
         if row + count > self.rows() {
             return Err(invalid(
                 &self.path,
@@ -215,7 +207,7 @@ impl NpyArray {
                 format!("{} read as float32", self.descr),
             ));
         }
-        let bytes = self.read_bytes(row, count, 4)?;
+        let bytes = self.read_bytes(row, count)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -227,7 +219,7 @@ impl NpyArray {
         if self.descr != "<i8" {
             return Err(invalid(&self.path, format!("{} read as int64", self.descr)));
         }
-        let bytes = self.read_bytes(0, self.rows(), 8)?;
+        let bytes = self.read_bytes(0, self.rows())?;
         Ok(bytes
             .chunks_exact(8)
             .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))

@@ -133,7 +133,8 @@ impl Model {
     pub fn profile(&self, inputs: &ModelInputs, runs: usize) -> Result<Vec<NodeTime>, ModelError> {
         let raw = self.raw_inputs(inputs)?;
         let mut state = SimpleState::new(&self.plan).map_err(|e| self.tract_error(e))?;
-        let mut times: Vec<NodeTime> = Vec::new();
+        // Milliseconds per run, indexed by node id; nodes that never ran stay None.
+        let mut ms: Vec<Option<f64>> = vec![None; self.plan.model().nodes().len()];
         for run in 0..=runs {
             let values = self.tensors(&raw)?;
             state
@@ -141,20 +142,25 @@ impl Model {
                     let t = Instant::now();
                     let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, input);
                     if run > 0 {
-                        let ms = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
-                        match times.iter_mut().find(|n| n.node == node.name) {
-                            Some(n) => n.ms += ms,
-                            None => times.push(NodeTime {
-                                node: node.name.clone(),
-                                op: node.op().name().to_string(),
-                                ms,
-                            }),
-                        }
+                        let per_run = t.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                        *ms[node.id].get_or_insert(0.0) += per_run;
                     }
                     out
                 })
                 .map_err(|e| self.tract_error(e))?;
         }
+        let nodes = self.plan.model().nodes();
+        let mut times: Vec<NodeTime> = ms
+            .into_iter()
+            .zip(nodes)
+            .filter_map(|(ms, node)| {
+                ms.map(|ms| NodeTime {
+                    node: node.name.clone(),
+                    op: node.op().name().to_string(),
+                    ms,
+                })
+            })
+            .collect();
         times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         Ok(times)
     }
