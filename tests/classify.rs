@@ -3,15 +3,25 @@
 
 mod common;
 
-use common::{ismf, model_card, run_sim, sim};
+use common::{card_copy, ismf, model_card, run_sim, series_with_role, sim};
 use ismf::model::{Model, ModelError, Precision};
 use ismf::preprocess::PreprocessParams;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
 
-fn run(args: &[&str]) -> Output {
-    ismf().args(args).output().expect("ismf runs")
+/// `ismf ARGS… --card CARD`.
+fn run(card: &Path, args: &[&str]) -> Output {
+    ismf()
+        .args(args)
+        .arg("--card")
+        .arg(card)
+        .output()
+        .expect("ismf runs")
+}
+
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
 
 fn stderr(o: &Output) -> String {
@@ -30,9 +40,8 @@ fn classify_prints_the_published_message_deterministically() {
     let dir = tempfile::tempdir().expect("dir");
     let truth = run_sim(&sim(dir.path(), 2, 31));
     let card = model_card();
-    let card_s = card.to_str().expect("utf-8");
-    let d = dir.path().to_str().expect("utf-8");
-    let one = run(&["classify", d, "--card", card_s, "--json"]);
+    let d = utf8(dir.path());
+    let one = run(&card, &["classify", d, "--json"]);
     assert!(one.status.success(), "{}", stderr(&one));
     let first = json_lines(&one);
     assert_eq!(first.len(), 2, "one prediction per study");
@@ -59,7 +68,7 @@ fn classify_prints_the_published_message_deterministically() {
         assert!(p.get("patient_name").is_none() && p.get("patient_id").is_none());
     }
     // Same study, same model: same id and probabilities, on one thread or two.
-    let two = run(&["classify", d, "--card", card_s, "--json", "--threads", "2"]);
+    let two = run(&card, &["classify", d, "--json", "--threads", "2"]);
     assert!(two.status.success(), "{}", stderr(&two));
     for (a, b) in first.iter().zip(json_lines(&two)) {
         assert_eq!(a["prediction_id"], b["prediction_id"]);
@@ -71,7 +80,7 @@ fn classify_prints_the_published_message_deterministically() {
             assert!((x - y).abs() < 1e-5, "{class}: {x} vs {y}");
         }
     }
-    let text = run(&["classify", d, "--card", card_s]);
+    let text = run(&card, &["classify", d]);
     let text_out = String::from_utf8_lossy(&text.stdout);
     assert!(text_out.contains("prediction:") && text_out.contains("NOT FOR DIAGNOSTIC USE"));
 }
@@ -81,13 +90,7 @@ fn eval_scores_against_truth() {
     let dir = tempfile::tempdir().expect("dir");
     run_sim(&sim(dir.path(), 5, 32));
     let card = model_card();
-    let out = run(&[
-        "eval",
-        dir.path().to_str().expect("utf-8"),
-        "--card",
-        card.to_str().expect("utf-8"),
-        "--json",
-    ]);
+    let out = run(&card, &["eval", utf8(dir.path()), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let r = &json_lines(&out)[0];
     assert_eq!(r["n"], 5);
@@ -112,30 +115,16 @@ fn eval_scores_against_truth() {
 #[test]
 fn bench_reports_latency_per_precision() {
     let card = model_card();
-    let out = run(&[
-        "bench",
-        "--card",
-        card.to_str().expect("utf-8"),
-        "--runs",
-        "3",
-        "--json",
-        "--precision",
-        "int8",
-    ]);
+    let out = run(
+        &card,
+        &["bench", "--runs", "3", "--json", "--precision", "int8"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let r = &json_lines(&out)[0];
     assert!(r["tract_int8_ms"].as_f64().expect("ms") > 0.0);
     assert!(r["median_ms"].as_f64().expect("ms") <= r["p90_ms"].as_f64().expect("ms"));
     assert!(r["load_ms"].as_f64().expect("ms") > 0.0);
-    let out = run(&[
-        "bench",
-        "--card",
-        card.to_str().expect("utf-8"),
-        "--runs",
-        "2",
-        "--profile",
-        "--json",
-    ]);
+    let out = run(&card, &["bench", "--runs", "2", "--profile", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let nodes = json_lines(&out)[0].as_array().expect("nodes").clone();
     assert!(nodes.len() > 20, "every node of the plan is timed");
@@ -153,12 +142,7 @@ fn bench_reports_latency_per_precision() {
 fn a_study_missing_a_sequence_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("dir");
     let truth = run_sim(&sim(dir.path(), 1, 33));
-    let ax = truth[0]["series"]
-        .as_array()
-        .expect("series")
-        .iter()
-        .find(|s| s["role"] == "ax_t2w")
-        .expect("axial series")["series_instance_uid"]
+    let ax = series_with_role(&truth[0], "ax_t2w").expect("axial series")["series_instance_uid"]
         .as_str()
         .expect("uid")
         .to_string();
@@ -172,33 +156,13 @@ fn a_study_missing_a_sequence_is_refused_by_name() {
     }
     assert!(removed > 0);
     let card = model_card();
-    let out = run(&[
-        "classify",
-        dir.path().to_str().expect("utf-8"),
-        "--card",
-        card.to_str().expect("utf-8"),
-    ]);
+    let out = run(&card, &["classify", utf8(dir.path())]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
         err.contains("incomplete") && err.contains("ax_t2w"),
         "{err}"
     );
-}
-
-/// A card beside copies of the model files, edited.
-fn card_copy(dir: &Path, edit: impl FnOnce(&Path, &mut Value)) -> std::path::PathBuf {
-    let card = model_card();
-    let mut json: Value =
-        serde_json::from_str(&std::fs::read_to_string(&card).expect("card")).expect("json");
-    for f in json["files"].as_array().expect("files") {
-        let name = f["path"].as_str().expect("path");
-        std::fs::copy(card.parent().expect("dir").join(name), dir.join(name)).expect("copy");
-    }
-    edit(dir, &mut json);
-    let path = dir.join("model-card.json");
-    std::fs::write(&path, serde_json::to_string(&json).expect("json")).expect("write");
-    path
 }
 
 #[test]
@@ -242,13 +206,7 @@ fn bad_model_files_are_refused_with_the_cause() {
         "{err}"
     );
     // The CLI says the same and exits 1.
-    let out = run(&[
-        "bench",
-        "--card",
-        path.to_str().expect("utf-8"),
-        "--runs",
-        "1",
-    ]);
+    let out = run(&path, &["bench", "--runs", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains(".onnx"), "{}", stderr(&out));
     // Inputs of the wrong size.

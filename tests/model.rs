@@ -5,24 +5,18 @@
 //! committed: the simulator is deterministic, so the test regenerates them through the same
 //! pipeline and first checks that their sums still match what onnxruntime was fed.
 
+mod common;
+
+use common::{card_copy, model_card};
 use ismf::dataset::study_tensors;
 use ismf::model::{Model, ModelError, Precision, CLASSES};
 use ismf::preprocess::PreprocessParams;
 use ismf::simulate::{Site, StudyOptions};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-fn card_path() -> PathBuf {
-    models_dir().join("model-card.json")
-}
 
 fn reference() -> Value {
-    let text =
-        std::fs::read_to_string(models_dir().join("reference-outputs.json")).expect("reference");
+    let text = std::fs::read_to_string(model_card().with_file_name("reference-outputs.json"))
+        .expect("reference");
     serde_json::from_str(&text).expect("reference json")
 }
 
@@ -89,7 +83,7 @@ fn tract_matches_onnxruntime_for_every_committed_variant() {
 
     let ort = &reference["onnxruntime"];
     let card: Value =
-        serde_json::from_str(&std::fs::read_to_string(card_path()).expect("card")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(model_card()).expect("card")).expect("json");
     let precisions: Vec<Precision> = card["files"]
         .as_array()
         .expect("files")
@@ -98,7 +92,7 @@ fn tract_matches_onnxruntime_for_every_committed_variant() {
         .collect();
     assert!(precisions.contains(&Precision::F32) && precisions.contains(&Precision::Int8));
     for precision in precisions {
-        let model = Model::load(&card_path(), precision, &params).expect("load");
+        let model = Model::load(&model_card(), precision, &params).expect("load");
         // f32 and int8 are compared with onnxruntime on the same file; f16 is the f32 file in
         // half precision, compared with onnxruntime's f32.
         let (peer, tolerance) = match precision {
@@ -129,29 +123,12 @@ fn tract_matches_onnxruntime_for_every_committed_variant() {
     }
 }
 
-/// A copy of the card, edited, beside links to the real model files.
-fn edited_card(dir: &Path, edit: impl FnOnce(&mut Value)) -> PathBuf {
-    let mut card: Value =
-        serde_json::from_str(&std::fs::read_to_string(card_path()).expect("card")).expect("json");
-    for f in card["files"].as_array().expect("files") {
-        let name = f["path"].as_str().expect("path");
-        let link = dir.join(name);
-        if !link.exists() {
-            std::os::unix::fs::symlink(models_dir().join(name), link).expect("link");
-        }
-    }
-    edit(&mut card);
-    let path = dir.join("model-card.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&card).expect("json")).expect("write");
-    path
-}
-
 #[test]
 fn card_mismatches_are_refused_with_what_differs() {
     let dir = tempfile::tempdir().expect("dir");
     let params = PreprocessParams::default();
 
-    let path = edited_card(dir.path(), |c| {
+    let path = card_copy(dir.path(), |_, c| {
         c["files"][0]["sha256"] = Value::String("0".repeat(64));
     });
     let card: Value =
@@ -166,7 +143,7 @@ fn card_mismatches_are_refused_with_what_differs() {
         other => panic!("expected a hash error, got {other:?}"),
     }
 
-    let path = edited_card(dir.path(), |c| {
+    let path = card_copy(dir.path(), |_, c| {
         c["inputs"][3]["grid"]["pixel_mm"] = serde_json::json!(1.0);
         c["inputs"][0]["name"] = Value::String("t1".into());
         c["classes"] = serde_json::json!(["SCN", "MNG", "AST", "EPN", "LYM"]);
@@ -185,6 +162,6 @@ fn card_mismatches_are_refused_with_what_differs() {
 
     let mut other = params.clone();
     other.sagittal.size = 128;
-    let err = Model::load(&card_path(), Precision::F32, &other).expect_err("refused");
+    let err = Model::load(&model_card(), Precision::F32, &other).expect_err("refused");
     assert!(err.to_string().contains("preprocessing"), "{err}");
 }

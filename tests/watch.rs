@@ -203,21 +203,12 @@ fn missing_sequence_is_reported_incomplete_after_force_time() {
         ExportMode::Instant,
         Layout::SeriesDirs,
     );
-    let t2fs = truth[0]["series"]
-        .as_array()
-        .expect("series")
-        .iter()
-        .find(|s| s["role"] == "sag_t2fs")
-        .expect("t2fs")["series_number"]
+    let t2fs = common::series_with_role(&truth[0], "sag_t2fs").expect("t2fs")["series_number"]
         .as_u64()
         .unwrap_or(0);
     std::fs::remove_dir_all(cfg.watch_dir.join("S00000").join(format!("SE{t2fs:04}")))
         .expect("remove T2FS");
-    let extra_stir = truth[0]["series"]
-        .as_array()
-        .expect("series")
-        .iter()
-        .any(|s| s["role"] == "sag_stir");
+    let extra_stir = common::series_with_role(&truth[0], "sag_stir").is_some();
     let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
     for f in dicom_files(&cfg.watch_dir) {
         ingest.offer(&f, 100.0).expect("offer");

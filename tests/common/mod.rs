@@ -131,3 +131,33 @@ pub fn ismf() -> Command {
 pub fn model_card() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model-card.json")
 }
+
+/// A copy of the committed model card and its files in `dir`, after `edit(dir, card)` changed
+/// the card or the copied files; returns the new card's path.
+pub fn card_copy(dir: &Path, edit: impl FnOnce(&Path, &mut serde_json::Value)) -> PathBuf {
+    let card = model_card();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card).expect("card")).expect("json");
+    for f in json["files"].as_array().expect("files") {
+        let name = f["path"].as_str().expect("path");
+        let copy = dir.join(name);
+        if !copy.exists() {
+            std::fs::copy(card.parent().expect("dir").join(name), copy).expect("copy");
+        }
+    }
+    edit(dir, &mut json);
+    let path = dir.join("model-card.json");
+    std::fs::write(&path, serde_json::to_string(&json).expect("json")).expect("write");
+    path
+}
+
+/// The series of a simulated study's truth object with this role (`ax_t2w`, `sag_stir`, …).
+pub fn series_with_role<'a>(
+    study: &'a serde_json::Value,
+    role: &str,
+) -> Option<&'a serde_json::Value> {
+    study["series"]
+        .as_array()?
+        .iter()
+        .find(|s| s["role"] == role)
+}
