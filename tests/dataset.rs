@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{python, sim};
+use common::{python, sim, stdout_of};
 use ismf::dataset::{self, DatasetOptions};
 use ismf::ingest::catalog::read_header;
 use ismf::inspect;
@@ -36,21 +36,8 @@ for i in range(len(labels)):
     parts += ["%.6f" % float(x) for x in clin[i]]
     print(" ".join(parts))
 "#;
-    let out = python()
-        .arg("-c")
-        .arg(script)
-        .arg(&opts.out)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let out = stdout_of(python().arg("-c").arg(script).arg(&opts.out));
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 3);
     for (i, t) in truth.iter().enumerate() {
         let uid = t["study_instance_uid"].as_str().unwrap_or_default();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{claim_size, python, rewrite, sim, tool};
+use common::{claim_size, python, rewrite, sim, stdout_of, tool};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use ismf::pixels::{decode_file, write_npy, PixelError, DEFAULT_MAX_VOXELS};
@@ -54,20 +54,14 @@ fn pydicom_test_files_decode_to_pydicom_values() {
             reference.clone(),
         ]);
     }
-    let out = python()
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/tools/compare_pydicom.py"
-        ))
-        .args(&args)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let lines = stdout_of(
+        python()
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/tools/compare_pydicom.py"
+            ))
+            .args(&args),
     );
-    let lines = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(lines.lines().count(), names.len());
     for line in lines.lines() {
         let cols: Vec<&str> = line.split('\t').collect();

@@ -161,3 +161,14 @@ pub fn series_with_role<'a>(
         .iter()
         .find(|s| s["role"] == role)
 }
+
+/// Runs `cmd`, fails the test with its stderr unless it succeeds, and returns its stdout.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
