@@ -46,11 +46,11 @@ def card(variants):
     pre = internal["preprocess"]
     norm = (f"resampled to the grid, intensities clipped to percentiles {pre['clip_percentiles']} of the stack, "
             "then z-scored over the stack (crate::preprocess)")
-    inputs = [{"name": k, "sequence": k, "shape": [1, pre["axial" if k == "ax_t2w" else "sagittal"]["slices"],
-                                                  pre["axial" if k == "ax_t2w" else "sagittal"]["size"],
-                                                  pre["axial" if k == "ax_t2w" else "sagittal"]["size"]],
-               "dtype": "float32", "grid": pre["axial" if k == "ax_t2w" else "sagittal"], "normalisation": norm}
-              for k in SEQUENCES]
+    def grid(k):
+        return pre["axial" if k == "ax_t2w" else "sagittal"]
+
+    inputs = [{"name": k, "sequence": k, "shape": [1, grid(k)["slices"], grid(k)["size"], grid(k)["size"]],
+               "dtype": "float32", "grid": grid(k), "normalisation": norm} for k in SEQUENCES]
     inputs.append({"name": "clinical", "clinical": True, "shape": [1, len(internal["clinical_layout"])],
                    "dtype": "float32", "layout": internal["clinical_layout"],
                    "normalisation": f"age in years / {pre['age_scale_years']}; one-hot sex and region with "
