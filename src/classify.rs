@@ -67,20 +67,31 @@ impl Classifier {
 
     /// Scans `dir` and classifies every study in it (the scan's time is shared among them).
     pub fn classify_dir(&self, dir: &Path) -> Result<FolderResult, ClassifyError> {
+        let mut studies = Vec::new();
+        let mut result = self.classify_dir_each(dir, |r| studies.push(r))?;
+        result.studies = studies;
+        Ok(result)
+    }
+
+    /// As [`Classifier::classify_dir`], handing each study's result to `each` as soon as it is
+    /// ready (so a publisher can send it before the next study is read); the returned
+    /// [`FolderResult`] then holds the scan's problems only.
+    pub fn classify_dir_each(
+        &self,
+        dir: &Path,
+        mut each: impl FnMut(Result<Prediction, ClassifyError>),
+    ) -> Result<FolderResult, ClassifyError> {
         let started = Instant::now();
         let scanned = scan(dir)?;
         if scanned.catalog.studies.is_empty() {
             return Err(ClassifyError::NoStudy(dir.to_path_buf()));
         }
         let scan_ms = ms(started) / scanned.catalog.studies.len() as f64;
-        let studies = scanned
-            .catalog
-            .studies
-            .values()
-            .map(|entry| self.classify_entry(entry, scan_ms))
-            .collect();
+        for entry in scanned.catalog.studies.values() {
+            each(self.classify_entry(entry, scan_ms));
+        }
         Ok(FolderResult {
-            studies,
+            studies: Vec::new(),
             problems: scanned.problems,
             skipped: scanned.skipped,
         })

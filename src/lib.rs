@@ -20,7 +20,8 @@
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
-//! | [`publish`] | the published messages (prediction JSON, PHI policy) |
+//! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
+//! | [`config`] | the firmware configuration (TOML, unknown keys refused, every problem listed) |
 //! | [`classify`] | one study folder through scan, preprocessing and the model → prediction |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
 //! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
@@ -28,11 +29,13 @@
 //! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
 //!
 //! The core is synchronous: rendering and encoding are plain functions over owned data, with
-//! rayon for data parallelism; async code will live only at the edges (watcher, MQTT).
+//! rayon for data parallelism; async code (tokio) lives only at the edges: the MQTT publisher
+//! and subscriber.
 
 pub mod alloc;
 pub mod bench;
 pub mod classify;
+pub mod config;
 pub mod dataset;
 pub mod dicom_guard;
 pub mod eval;

@@ -3,15 +3,21 @@
 
 use clap::{Args, Parser, Subcommand};
 use ismf::classify::Classifier;
+use ismf::config::Config;
 use ismf::logging::{self, LogFormat};
 use ismf::model::{Model, Precision};
 use ismf::preprocess::PreprocessParams;
+use ismf::publish::message::ModelInfo;
+use ismf::publish::mqtt::{Publisher, PublisherSettings};
+use ismf::publish::outbox::{MessageKind, Outbox};
 use ismf::simulate::{
     self, DistractorRates, ExportMode, Layout, Site, StudyOptions, TumourClass, Vendor,
 };
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// mimalloc with a ceiling on single allocations; why both, in `ismf::alloc`.
 #[global_allocator]
@@ -55,6 +61,11 @@ enum Command {
     /// Benchmarks (results go to BENCHMARKS.md). Without a subcommand: model-only latency of
     /// tract on a simulated study's inputs.
     Bench(BenchArgs),
+    /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
+    Subscribe(SubscribeArgs),
+    /// The appliance configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Decode one DICOM file's pixels (after the modality LUT) into a float32 .npy
     /// of shape [frames, rows, cols].
     Decode {
@@ -101,6 +112,54 @@ struct ClassifyArgs {
     /// line and study).
     #[arg(long)]
     json: bool,
+    /// Publish each prediction through the durable outbox and MQTT (settings from --config),
+    /// and wait for the broker's acknowledgement (exit 1 if it does not come in time).
+    #[arg(long, requires = "config")]
+    publish: bool,
+    /// Appliance configuration (TOML): appliance id, PHI policy, MQTT, state folder.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SubscribeArgs {
+    /// mqtt://host:port or mqtts://host:port.
+    #[arg(long)]
+    broker: String,
+    /// Only this appliance (default: every appliance under the prefix).
+    #[arg(long)]
+    appliance: Option<String>,
+    #[arg(long, default_value = "ismf")]
+    topic_prefix: String,
+    /// One JSON object per line: {"topic", "kind", "retained", "message"}.
+    #[arg(long)]
+    json: bool,
+    /// Keep a broker session under --client-id: predictions published while this subscriber is
+    /// away are delivered when it returns.
+    #[arg(long, requires = "client_id")]
+    persistent: bool,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    #[arg(long, requires = "key_file")]
+    cert_file: Option<PathBuf>,
+    #[arg(long, requires = "cert_file")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the embedded default configuration (every key commented).
+    PrintDefault,
+    /// Check a configuration file; lists every problem (exit 2 if any).
+    Check { file: PathBuf },
 }
 
 #[derive(Args)]
@@ -184,29 +243,143 @@ enum BenchCommand {
     Headers { dir: PathBuf },
 }
 
+fn load_config(path: &std::path::Path) -> Result<Config, (anyhow::Error, u8)> {
+    Config::load(path).map_err(|e| (e.into(), 2))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, (anyhow::Error, u8)> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| (anyhow::anyhow!("cannot start the async runtime: {e}"), 1))
+}
+
 fn classify(args: ClassifyArgs) -> Result<(), (anyhow::Error, u8)> {
-    let classifier = Classifier::new(args.model.load()?, PreprocessParams::default());
-    let result = classifier
-        .classify_dir(&args.study_dir)
-        .map_err(|e| (e.into(), 1))?;
-    for p in &result.problems {
-        tracing::warn!(file = %p.path.display(), "{}", p.problem);
+    let config = args.config.as_deref().map(load_config).transpose()?;
+    let mut classifier = Classifier::new(args.model.load()?, PreprocessParams::default());
+    if let Some(c) = &config {
+        classifier.appliance_id = c.appliance.id.clone();
+        classifier.phi = c.mqtt.phi;
     }
+    // With --publish: the outbox and the publisher run on a small tokio runtime beside the
+    // synchronous classification.
+    let rt = if args.publish { Some(runtime()?) } else { None };
+    let publisher = match (&rt, &config) {
+        (Some(rt), Some(c)) => {
+            let _enter = rt.enter();
+            let outbox = Outbox::open(&c.outbox_path(), c.mqtt.outbox_capacity)
+                .map_err(|e| (e.into(), 1))?;
+            let settings =
+                PublisherSettings::from_config(c, Some(ModelInfo::of(&classifier.model)));
+            Some(Publisher::start(settings, Arc::new(outbox)).map_err(|e| (e.into(), 1))?)
+        }
+        _ => None,
+    };
     let mut failed = 0;
-    for study in result.studies {
-        match study {
-            Ok(p) if args.json => println!("{}", serde_json::to_string(&p).unwrap_or_default()),
-            Ok(p) => println!("{}", ismf::classify::render_text(&p)),
+    let mut refused: Option<anyhow::Error> = None;
+    let result = classifier
+        .classify_dir_each(&args.study_dir, |study| match study {
+            Ok(p) => {
+                if args.json {
+                    println!("{}", serde_json::to_string(&p).unwrap_or_default());
+                } else {
+                    println!("{}", ismf::classify::render_text(&p));
+                }
+                if let Some(publisher) = &publisher {
+                    if let Err(e) =
+                        publisher.submit_json(MessageKind::Prediction, &p, &p.model.sha256)
+                    {
+                        failed += 1;
+                        refused.get_or_insert(e.into());
+                    }
+                }
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}: {e}", args.study_dir.display());
             }
-        }
+        })
+        .map_err(|e| (e.into(), 1))?;
+    for p in &result.problems {
+        tracing::warn!(file = %p.path.display(), "{}", p.problem);
+    }
+    if let (Some(rt), Some(publisher), Some(c)) = (rt, publisher, &config) {
+        let drained = rt.block_on(publisher.drain(Duration::from_secs(c.mqtt.ack_timeout)));
+        let stats = publisher.stats();
+        rt.block_on(publisher.shutdown(Duration::from_secs(2)));
+        drained.map_err(|e| (e.into(), 1))?;
+        tracing::info!(acknowledged = stats.acknowledged, "predictions published");
+    }
+    if let Some(e) = refused {
+        return Err((e.context("a prediction could not be queued for MQTT"), 1));
     }
     if failed > 0 {
         return Err((anyhow::anyhow!("{failed} study(ies) not classified"), 1));
     }
     Ok(())
+}
+
+fn subscribe(args: SubscribeArgs) -> Result<(), (anyhow::Error, u8)> {
+    use ismf::publish::subscribe::{self, SubscribeOptions};
+    let opts = SubscribeOptions {
+        url: args.broker,
+        topic_prefix: args.topic_prefix,
+        appliance: args.appliance,
+        client_id: args.client_id,
+        username: args.username,
+        password_file: args.password_file,
+        ca_file: args.ca_file,
+        client_cert_file: args.cert_file,
+        client_key_file: args.key_file,
+        persistent: args.persistent,
+    };
+    let json = args.json;
+    let rt = runtime()?;
+    let mut reported = false;
+    rt.block_on(async {
+        let stop = tokio::signal::ctrl_c();
+        let run = subscribe::run(
+            &opts,
+            |r| {
+                use std::io::Write;
+                let line = if json {
+                    serde_json::to_string(&r).unwrap_or_default()
+                } else {
+                    subscribe::render_text(&r)
+                };
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (the reader went away) ends the subscriber.
+                writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+            },
+            |e| {
+                if !reported {
+                    tracing::warn!(broker = %opts.url, error = %e, "cannot reach the broker; retrying");
+                    reported = true;
+                } else {
+                    tracing::debug!(error = %e, "retrying");
+                }
+            },
+        );
+        tokio::select! {
+            r = run => r.map_err(|e| (e.into(), 1)),
+            _ = stop => Ok(()),
+        }
+    })
+}
+
+fn config_command(command: ConfigCommand) -> Result<(), (anyhow::Error, u8)> {
+    match command {
+        ConfigCommand::PrintDefault => {
+            print!("{}", ismf::config::DEFAULT_TOML);
+            Ok(())
+        }
+        ConfigCommand::Check { file } => {
+            load_config(&file)?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+    }
 }
 
 fn eval(args: EvalArgs) -> Result<(), (anyhow::Error, u8)> {
@@ -414,6 +587,8 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify(args),
         Command::Eval(args) => eval(args),
         Command::Dataset(args) => dataset(args),
+        Command::Subscribe(args) => subscribe(args),
+        Command::Config(command) => config_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -134,6 +134,92 @@ pub struct Prediction {
     pub notice: String,
 }
 
+/// What an event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A study still missed a required sequence when its wait ran out.
+    IncompleteStudy,
+    /// A file was moved to quarantine.
+    QuarantinedFile,
+    /// The outbox is full: intake has stopped until the broker takes messages again.
+    OutboxFull,
+    /// A study could not be classified, or another failure worth a reader's attention.
+    Error,
+}
+
+/// Something the reading room should know that is not a prediction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub schema_version: u32,
+    pub event_id: String,
+    pub kind: EventKind,
+    pub appliance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub study_instance_uid: Option<String>,
+    /// The file concerned, relative to the watched folder where possible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub reason: String,
+    pub software_version: String,
+    pub created_at: String,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, appliance_id: &str, reason: impl Into<String>) -> Event {
+        Event {
+            schema_version: SCHEMA_VERSION,
+            event_id: uuid::Uuid::new_v4().to_string(),
+            kind,
+            appliance_id: appliance_id.to_string(),
+            study_instance_uid: None,
+            path: None,
+            reason: reason.into(),
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_at: utc_now(),
+        }
+    }
+}
+
+/// `online` or `offline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Availability {
+    Online,
+    Offline,
+}
+
+/// Queue depths reported in the heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueDepths {
+    /// Messages written durably but not yet acknowledged by the broker.
+    pub outbox: usize,
+    /// Studies complete and waiting for inference.
+    pub studies_waiting: usize,
+}
+
+/// The retained status of an appliance; the last will carries the `offline` form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub schema_version: u32,
+    pub appliance_id: String,
+    pub state: Availability,
+    /// Why the state is what it is: "started", "heartbeat", "shutdown", "connection lost".
+    pub reason: String,
+    pub software_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<QueueDepths>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
 /// The deterministic prediction id.
 pub fn prediction_id(study_instance_uid: &str, model_sha256: &str) -> String {
     uuid::Uuid::new_v5(

@@ -2,6 +2,8 @@
 //! external tools the tests check against. Each test binary uses a subset.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,372 @@
+//! Firmware configuration: TOML → raw serde structs (unknown keys are errors) → a checked
+//! [`Config`] whose every problem is listed at once, so an installer fixes a file in one pass.
+//!
+//! The embedded default is `firmware-config/appliance.toml` ([`DEFAULT_TOML`]); `ismf config
+//! print-default` prints it. Relative paths are taken from the working directory (the systemd
+//! unit sets one).
+
+use crate::model::Precision;
+use crate::publish::message::PhiPolicy;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The configuration compiled into the binary, every key commented.
+pub const DEFAULT_TOML: &str = include_str!("../firmware-config/appliance.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        origin: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+    Invalid {
+        origin: String,
+        problems: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub appliance: ApplianceConfig,
+    pub ingest: IngestSection,
+    pub mqtt: MqttConfig,
+    pub model: ModelSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceConfig {
+    /// Names this box in MQTT topics and messages.
+    pub id: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    pub watch_dir: PathBuf,
+    /// Catalog journal and MQTT outbox.
+    pub state_dir: PathBuf,
+    pub quarantine_dir: PathBuf,
+    pub stable_seconds: f64,
+    pub force_after_seconds: f64,
+    pub poll_only: bool,
+    pub rescan_seconds: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` or `mqtts://host:port`.
+    pub url: String,
+    /// Default: `ismf-<appliance id>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    pub topic_prefix: String,
+    /// Seconds.
+    pub keep_alive: u64,
+    /// Seconds a prediction or event may wait in the broker for an offline subscriber.
+    pub message_expiry: u32,
+    /// Seconds the broker keeps this client's session after a disconnect.
+    pub session_expiry: u32,
+    /// Seconds between heartbeats on the status topic.
+    pub heartbeat: u64,
+    pub phi: PhiPolicy,
+    /// Predictions the outbox holds before intake stops.
+    pub outbox_capacity: usize,
+    /// Seconds `classify --publish` waits for the broker's acknowledgements.
+    pub ack_timeout: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub card: PathBuf,
+    pub precision: Precision,
+    pub threads: usize,
+}
+
+/// Broker address parsed from `mqtt.url`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("mqtt://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "broker url '{url}' must start with mqtt:// or mqtts://"
+            ));
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("broker url '{url}': port '{p}' is not a number"))?,
+            ),
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(format!("broker url '{url}' has no host"));
+        }
+        Ok(BrokerUrl {
+            tls,
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+        })
+    }
+}
+
+/// A topic level the appliance writes must not hold MQTT's separators or wildcards.
+fn topic_level_problem(what: &str, value: &str) -> Option<String> {
+    if value.is_empty() {
+        Some(format!("{what} is empty"))
+    } else if value.contains(['+', '#', '\0']) {
+        Some(format!("{what} '{value}' contains an MQTT wildcard"))
+    } else {
+        None
+    }
+}
+
+impl Config {
+    /// The embedded default.
+    pub fn default_config() -> Config {
+        Config::from_toml(DEFAULT_TOML, "embedded default").expect("the embedded default is valid")
+    }
+
+    /// Reads and checks a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            origin: origin.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &origin)
+    }
+
+    /// Parses and checks TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                problems,
+            })
+        }
+    }
+
+    /// Every problem with the values (files are checked for existence, not read).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        p.extend(topic_level_problem("appliance.id", &self.appliance.id));
+        if self.appliance.id.contains('/') {
+            p.push(format!(
+                "appliance.id '{}' contains '/' (it is one topic level)",
+                self.appliance.id
+            ));
+        }
+        let i = &self.ingest;
+        for (what, v) in [
+            ("ingest.stable_seconds", i.stable_seconds),
+            ("ingest.force_after_seconds", i.force_after_seconds),
+            ("ingest.rescan_seconds", i.rescan_seconds),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                p.push(format!(
+                    "{what} must be a positive number of seconds, not {v}"
+                ));
+            }
+        }
+        if i.force_after_seconds < i.stable_seconds {
+            p.push(format!(
+                "ingest.force_after_seconds ({}) is shorter than ingest.stable_seconds ({})",
+                i.force_after_seconds, i.stable_seconds
+            ));
+        }
+        let m = &self.mqtt;
+        match BrokerUrl::parse(&m.url) {
+            Ok(url) => {
+                if url.tls && m.ca_file.is_none() {
+                    p.push("mqtt.url is mqtts:// but mqtt.ca_file is not set".into());
+                }
+                if !url.tls && (m.client_cert_file.is_some() || m.ca_file.is_some()) {
+                    p.push(
+                        "mqtt.ca_file / client_cert_file are set but mqtt.url is not mqtts://"
+                            .into(),
+                    );
+                }
+            }
+            Err(e) => p.push(format!("mqtt.url: {e}")),
+        }
+        if m.client_cert_file.is_some() != m.client_key_file.is_some() {
+            p.push("mqtt.client_cert_file and mqtt.client_key_file must be set together".into());
+        }
+        if m.password_file.is_some() && m.username.is_none() {
+            p.push("mqtt.password_file is set without mqtt.username".into());
+        }
+        for (what, file) in [
+            ("mqtt.password_file", &m.password_file),
+            ("mqtt.ca_file", &m.ca_file),
+            ("mqtt.client_cert_file", &m.client_cert_file),
+            ("mqtt.client_key_file", &m.client_key_file),
+        ] {
+            if let Some(f) = file {
+                if !f.is_file() {
+                    p.push(format!("{what}: {} does not exist", f.display()));
+                }
+            }
+        }
+        if let Some(id) = &m.client_id {
+            p.extend(topic_level_problem("mqtt.client_id", id));
+        }
+        for level in m.topic_prefix.split('/') {
+            if let Some(e) = topic_level_problem("a level of mqtt.topic_prefix", level) {
+                p.push(e);
+            }
+        }
+        if m.keep_alive < 5 || m.keep_alive > 65535 {
+            p.push(format!(
+                "mqtt.keep_alive must be 5–65535 s, not {}",
+                m.keep_alive
+            ));
+        }
+        if m.heartbeat == 0 {
+            p.push("mqtt.heartbeat must be at least 1 s".into());
+        }
+        if m.outbox_capacity == 0 {
+            p.push("mqtt.outbox_capacity must be at least 1".into());
+        }
+        if m.ack_timeout == 0 {
+            p.push("mqtt.ack_timeout must be at least 1 s".into());
+        }
+        if self.model.threads == 0 || self.model.threads > 64 {
+            p.push(format!(
+                "model.threads must be 1–64, not {}",
+                self.model.threads
+            ));
+        }
+        if !self.model.card.is_file() {
+            p.push(format!(
+                "model.card: {} does not exist",
+                self.model.card.display()
+            ));
+        }
+        p
+    }
+
+    /// The MQTT client id.
+    pub fn client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("ismf-{}", self.appliance.id))
+    }
+
+    /// Where the MQTT outbox lives.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.ingest.state_dir.join("outbox.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: impl Fn(&mut toml::Table)) -> Result<Config, ConfigError> {
+        let mut t: toml::Table = toml::from_str(DEFAULT_TOML).expect("default parses");
+        edit(&mut t);
+        Config::from_toml(&toml::to_string(&t).expect("toml"), "test")
+    }
+
+    fn section<'a>(t: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+        t.get_mut(name)
+            .and_then(|v| v.as_table_mut())
+            .expect("section")
+    }
+
+    #[test]
+    fn embedded_default_is_valid_from_the_repo_root() {
+        let c = Config::default_config();
+        assert_eq!(c.mqtt.topic_prefix, "ismf");
+        assert_eq!(c.mqtt.phi, PhiPolicy::Uids);
+        assert_eq!(c.client_id(), format!("ismf-{}", c.appliance.id));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = with(|t| {
+            section(t, "mqtt").insert("urll".into(), "x".into());
+        })
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("urll"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let e = with(|t| {
+            let m = section(t, "mqtt");
+            m.insert("url".into(), "mqtts://broker".into());
+            m.insert("client_cert_file".into(), "/nonexistent/cert.pem".into());
+            m.insert("keep_alive".into(), 1.into());
+            section(t, "appliance").insert("id".into(), "a/b".into());
+        })
+        .expect_err("invalid");
+        let text = e.to_string();
+        for needle in [
+            "ca_file is not set",
+            "set together",
+            "/nonexistent/cert.pem does not exist",
+            "keep_alive",
+            "one topic level",
+        ] {
+            assert!(text.contains(needle), "missing '{needle}' in {text}");
+        }
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://localhost:1884"),
+            Ok(BrokerUrl {
+                tls: false,
+                host: "localhost".into(),
+                port: 1884
+            })
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtts://b.example").map(|u| u.port),
+            Ok(8883)
+        );
+        assert!(BrokerUrl::parse("tcp://x:1").is_err());
+        assert!(BrokerUrl::parse("mqtt://x:port").is_err());
+        assert!(BrokerUrl::parse("mqtt://:1883").is_err());
+    }
+}

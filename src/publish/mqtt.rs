@@ -1,0 +1,752 @@
+//! The MQTT 5 publisher (rumqttc) with what rumqttc lacks (shared/PROBES.md): messages come from
+//! the durable [`Outbox`] and leave it only on PUBACK; a fresh broker session
+//! (`session_present = false`) re-sends everything unacknowledged; reconnects back off
+//! exponentially with jitter; the retained status topic carries `online`, heartbeats and — by
+//! clean shutdown or the broker's last will — `offline`.
+//!
+//! rumqttc's `publish` does not report its packet id, so acknowledgement is matched by order:
+//! every publish request is queued under one lock with its tag, the event loop reports
+//! `Outgoing::Publish(pkid)` in request order, and a PUBACK for that pkid then names the outbox
+//! entry. Retransmissions keep their pkid and are recognised as such. At most [`WINDOW`] outbox
+//! messages are in flight, and nothing is requested while disconnected, so the order a fresh
+//! session needs is simply the outbox's order.
+
+use super::message::{utc_now, Availability, ModelInfo, QueueDepths, Status, SCHEMA_VERSION};
+use super::outbox::{MessageKind, Outbox, OutboxError, OutboxMessage};
+use crate::config::{BrokerUrl, Config};
+use rumqttc::v5::mqttbytes::v5::{
+    LastWill, LastWillProperties, Packet, PubAckReason, PublishProperties,
+};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+
+/// Outbox messages in flight at once.
+pub const WINDOW: usize = 32;
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub const CONTENT_TYPE: &str = "application/json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    #[error("{what} {path}: {reason}")]
+    File {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("mqtt: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("the broker at {url} did not acknowledge {waiting} message(s) within {seconds} s; last connection error: {last_error}")]
+    NotAcknowledged {
+        url: String,
+        waiting: usize,
+        seconds: u64,
+        last_error: String,
+    },
+}
+
+/// Everything the publisher needs, taken from [`Config`] (or built by hand in tests).
+#[derive(Clone, Debug)]
+pub struct PublisherSettings {
+    pub url: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub topics: Topics,
+    pub appliance_id: String,
+    pub keep_alive: Duration,
+    pub message_expiry: u32,
+    pub session_expiry: u32,
+    pub heartbeat: Duration,
+    pub model: Option<ModelInfo>,
+}
+
+impl PublisherSettings {
+    pub fn from_config(config: &Config, model: Option<ModelInfo>) -> PublisherSettings {
+        let m = &config.mqtt;
+        PublisherSettings {
+            url: m.url.clone(),
+            client_id: config.client_id(),
+            username: m.username.clone(),
+            password_file: m.password_file.clone(),
+            ca_file: m.ca_file.clone(),
+            client_cert_file: m.client_cert_file.clone(),
+            client_key_file: m.client_key_file.clone(),
+            topics: Topics::new(&m.topic_prefix, &config.appliance.id),
+            appliance_id: config.appliance.id.clone(),
+            keep_alive: Duration::from_secs(m.keep_alive),
+            message_expiry: m.message_expiry,
+            session_expiry: m.session_expiry,
+            heartbeat: Duration::from_secs(m.heartbeat),
+            model,
+        }
+    }
+}
+
+/// The appliance's three topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    pub status: String,
+    pub predictions: String,
+    pub events: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, appliance_id: &str) -> Topics {
+        let base = format!("{}/{appliance_id}", prefix.trim_end_matches('/'));
+        Topics {
+            status: format!("{base}/status"),
+            predictions: format!("{base}/predictions"),
+            events: format!("{base}/events"),
+        }
+    }
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, MqttError> {
+    std::fs::read(path).map_err(|e| MqttError::File {
+        what,
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The rustls client configuration: the CA file's certificates as the only roots, and the
+/// client certificate and key for mutual TLS when given. Each file's problem is named.
+pub fn tls_config(
+    ca_file: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, MqttError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &'static str, path: &Path, reason: String| MqttError::File {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem_certs =
+        |what: &'static str, path: &Path| -> Result<Vec<CertificateDer<'static>>, MqttError> {
+            let bytes = read_file(what, path)?;
+            let certs = CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(what, path, format!("not PEM certificates: {e}")))?;
+            if certs.is_empty() {
+                return Err(bad(what, path, "holds no PEM certificate".into()));
+            }
+            Ok(certs)
+        };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in pem_certs("CA file", ca_file)? {
+        roots
+            .add(cert)
+            .map_err(|e| bad("CA file", ca_file, format!("unusable certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| MqttError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = pem_certs("client certificate", cert)?;
+            let key_bytes = read_file("client key", key)?;
+            let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
+                .map_err(|e| bad("client key", key, format!("no PEM private key: {e}")))?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                bad(
+                    "client key",
+                    key,
+                    format!("does not fit the certificate: {e}"),
+                )
+            })
+        }
+    }
+}
+
+/// Connection options shared by the publisher and the subscriber.
+#[allow(clippy::too_many_arguments)]
+pub fn mqtt_options(
+    url: &str,
+    client_id: &str,
+    username: Option<&str>,
+    password_file: Option<&Path>,
+    ca_file: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+    keep_alive: Duration,
+) -> Result<MqttOptions, MqttError> {
+    let broker = BrokerUrl::parse(url).map_err(MqttError::Config)?;
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(keep_alive);
+    options.set_connection_timeout(10);
+    if let Some(user) = username {
+        let password = match password_file {
+            Some(p) => String::from_utf8_lossy(&read_file("password file", p)?)
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            None => String::new(),
+        };
+        options.set_credentials(user, password);
+    }
+    if broker.tls {
+        let ca = ca_file.ok_or_else(|| {
+            MqttError::Config(format!("{url} is mqtts:// but no CA file is given"))
+        })?;
+        let config = tls_config(ca, client)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(config),
+        )));
+    } else if client.is_some() || ca_file.is_some() {
+        return Err(MqttError::Config(format!(
+            "TLS files are given but {url} is not mqtts://"
+        )));
+    }
+    Ok(options)
+}
+
+/// What a publish request was, to act on its PUBACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Message(u64),
+    Status,
+    Offline,
+}
+
+#[derive(Default)]
+struct SendState {
+    connected: bool,
+    /// Requests handed to rumqttc whose `Outgoing::Publish` has not been seen yet, in order.
+    queued: VecDeque<Tag>,
+    /// Sent, waiting for PUBACK, by packet id.
+    inflight: HashMap<u16, Tag>,
+    /// Outbox entries queued or in flight (not to be offered again).
+    offered: BTreeSet<u64>,
+    /// When each outbox entry was first offered in this process, for the latency statistics.
+    offered_at: HashMap<u64, Instant>,
+    last_error: Option<String>,
+    connections: u64,
+    acknowledged: u64,
+    refused: u64,
+    /// Seconds from offer to PUBACK of every acknowledged message.
+    ack_latencies: Vec<f64>,
+}
+
+struct Shared {
+    settings: PublisherSettings,
+    outbox: Arc<Outbox>,
+    client: AsyncClient,
+    state: Mutex<SendState>,
+    changed: Notify,
+    offline_acked: Notify,
+    stopping: AtomicBool,
+    started: Instant,
+    started_at: String,
+    studies_waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Counters for logs, tests and the benchmark.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PublisherStats {
+    pub connections: u64,
+    pub acknowledged: u64,
+    pub refused: u64,
+    pub waiting: usize,
+    pub last_error: Option<String>,
+    pub ack_latencies: Vec<f64>,
+}
+
+/// A running publisher: an event-loop task and a heartbeat task on the current tokio runtime.
+pub struct Publisher {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Publisher {
+    /// Connects in the background (the first connection and every reconnect happen in the event
+    /// loop task) and starts offering what the outbox holds.
+    pub fn start(settings: PublisherSettings, outbox: Arc<Outbox>) -> Result<Publisher, MqttError> {
+        let mut options = mqtt_options(
+            &settings.url,
+            &settings.client_id,
+            settings.username.as_deref(),
+            settings.password_file.as_deref(),
+            settings.ca_file.as_deref(),
+            settings
+                .client_cert_file
+                .as_deref()
+                .zip(settings.client_key_file.as_deref()),
+            settings.keep_alive,
+        )?;
+        options.set_clean_start(false);
+        options.set_session_expiry_interval(Some(settings.session_expiry));
+        options.set_outgoing_inflight_upper_limit(2 * WINDOW as u16);
+        let will = status_payload(
+            &settings,
+            Availability::Offline,
+            "connection lost (last will)",
+            None,
+        );
+        options.set_last_will(LastWill::new(
+            settings.topics.status.clone(),
+            will,
+            QoS::AtLeastOnce,
+            true,
+            Some(LastWillProperties {
+                delay_interval: None,
+                payload_format_indicator: Some(1),
+                message_expiry_interval: None,
+                content_type: Some(CONTENT_TYPE.into()),
+                response_topic: None,
+                correlation_data: None,
+                user_properties: user_properties(None),
+            }),
+        ));
+        let (client, eventloop) = AsyncClient::new(options, 4 * WINDOW);
+        let shared = Arc::new(Shared {
+            settings,
+            outbox,
+            client,
+            state: Mutex::new(SendState::default()),
+            changed: Notify::new(),
+            offline_acked: Notify::new(),
+            stopping: AtomicBool::new(false),
+            started: Instant::now(),
+            started_at: utc_now(),
+            studies_waiting: Default::default(),
+        });
+        let tasks = vec![
+            tokio::spawn(run_eventloop(shared.clone(), eventloop)),
+            tokio::spawn(run_heartbeat(shared.clone())),
+        ];
+        Ok(Publisher { shared, tasks })
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.shared.settings.topics
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.shared.outbox
+    }
+
+    /// Reported in the heartbeat.
+    pub fn set_studies_waiting(&self, n: usize) {
+        self.shared.studies_waiting.store(n, Ordering::Relaxed);
+    }
+
+    /// Writes a message durably, then offers it when connected. `Full` is returned unchanged:
+    /// the caller decides (the pipeline stops intake and raises an event).
+    pub fn submit(&self, message: &OutboxMessage) -> Result<u64, OutboxError> {
+        let seq = self.shared.outbox.push(message)?;
+        offer(&self.shared);
+        Ok(seq)
+    }
+
+    /// Convenience for a JSON message on one of the appliance's topics.
+    pub fn submit_json<T: serde::Serialize>(
+        &self,
+        kind: MessageKind,
+        body: &T,
+        model_sha256: &str,
+    ) -> Result<u64, OutboxError> {
+        let topic = match kind {
+            MessageKind::Prediction => &self.shared.settings.topics.predictions,
+            MessageKind::Event => &self.shared.settings.topics.events,
+        };
+        self.submit(&OutboxMessage {
+            kind,
+            topic: topic.clone(),
+            payload: serde_json::to_string(body).unwrap_or_default(),
+            model_sha256: model_sha256.to_string(),
+        })
+    }
+
+    pub fn stats(&self) -> PublisherStats {
+        let s = lock(&self.shared.state);
+        PublisherStats {
+            connections: s.connections,
+            acknowledged: s.acknowledged,
+            refused: s.refused,
+            waiting: self.shared.outbox.len().unwrap_or(usize::MAX),
+            last_error: s.last_error.clone(),
+            ack_latencies: s.ack_latencies.clone(),
+        }
+    }
+
+    /// Waits until the outbox is empty (every message acknowledged) or `timeout` passes.
+    pub async fn drain(&self, timeout: Duration) -> Result<(), MqttError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            if self.shared.outbox.is_empty()? {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let waiting = self.shared.outbox.len()?;
+                if waiting == 0 {
+                    return Ok(());
+                }
+                let last_error = lock(&self.shared.state)
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "none (connected, but no acknowledgement came)".into());
+                return Err(MqttError::NotAcknowledged {
+                    url: self.shared.settings.url.clone(),
+                    waiting,
+                    seconds: timeout.as_secs(),
+                    last_error,
+                });
+            }
+        }
+    }
+
+    /// Clean shutdown: publishes the retained `offline` status (waiting up to `timeout` for its
+    /// PUBACK), disconnects, and stops the tasks. What is still in the outbox stays there for
+    /// the next start.
+    pub async fn shutdown(self, timeout: Duration) {
+        let shared = &self.shared;
+        let connected = lock(&shared.state).connected;
+        if connected {
+            let acked = shared.offline_acked.notified();
+            publish_status(shared, Availability::Offline, "shutdown", Tag::Offline);
+            let _ = tokio::time::timeout(timeout, acked).await;
+        }
+        shared.stopping.store(true, Ordering::SeqCst);
+        let _ = shared.client.try_disconnect();
+        let mut tasks = self.tasks;
+        if let Some(eventloop) = tasks.first_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), eventloop).await;
+        }
+        for t in &tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock(m: &Mutex<SendState>) -> std::sync::MutexGuard<'_, SendState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn user_properties(model_sha256: Option<&str>) -> Vec<(String, String)> {
+    let mut props = vec![("schema_version".to_string(), SCHEMA_VERSION.to_string())];
+    if let Some(sha) = model_sha256.filter(|s| !s.is_empty()) {
+        props.push(("model_sha256".to_string(), sha.to_string()));
+    }
+    props
+}
+
+fn properties(expiry: Option<u32>, model_sha256: Option<&str>) -> PublishProperties {
+    PublishProperties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: expiry,
+        content_type: Some(CONTENT_TYPE.into()),
+        user_properties: user_properties(model_sha256),
+        ..Default::default()
+    }
+}
+
+fn status_payload(
+    settings: &PublisherSettings,
+    state: Availability,
+    reason: &str,
+    extra: Option<(&Shared, &SendState)>,
+) -> String {
+    let (started_at, uptime_s, queues, last_error) = match extra {
+        Some((shared, s)) => (
+            Some(shared.started_at.clone()),
+            Some(shared.started.elapsed().as_secs()),
+            Some(QueueDepths {
+                outbox: shared.outbox.len().unwrap_or(0),
+                studies_waiting: shared.studies_waiting.load(Ordering::Relaxed),
+            }),
+            s.last_error.clone(),
+        ),
+        None => (None, None, None, None),
+    };
+    let status = Status {
+        schema_version: SCHEMA_VERSION,
+        appliance_id: settings.appliance_id.clone(),
+        state,
+        reason: reason.to_string(),
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: settings.model.clone(),
+        started_at,
+        uptime_s,
+        queues,
+        last_error,
+        created_at: utc_now(),
+    };
+    serde_json::to_string(&status).unwrap_or_default()
+}
+
+/// Publishes the retained status now (when connected).
+fn publish_status(shared: &Shared, state: Availability, reason: &str, tag: Tag) {
+    let mut s = lock(&shared.state);
+    if !s.connected {
+        return;
+    }
+    let payload = status_payload(&shared.settings, state, reason, Some((shared, &s)));
+    let sha = shared.settings.model.as_ref().map(|m| m.sha256.as_str());
+    match shared.client.try_publish_with_properties(
+        shared.settings.topics.status.clone(),
+        QoS::AtLeastOnce,
+        true,
+        payload,
+        properties(None, sha),
+    ) {
+        Ok(()) => s.queued.push_back(tag),
+        Err(e) => s.last_error = Some(format!("status not queued: {e}")),
+    }
+}
+
+/// Offers outbox messages up to the window, in outbox order; only while connected.
+fn offer(shared: &Shared) {
+    let mut s = lock(&shared.state);
+    if !s.connected || shared.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    let room = WINDOW.saturating_sub(s.offered.len());
+    if room == 0 {
+        return;
+    }
+    let next = match shared
+        .outbox
+        .next_unsent(room, |seq| s.offered.contains(&seq))
+    {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "outbox unreadable");
+            s.last_error = Some(e.to_string());
+            return;
+        }
+    };
+    for (seq, m) in next {
+        let expiry = Some(shared.settings.message_expiry);
+        let sha = Some(m.model_sha256.as_str());
+        match shared.client.try_publish_with_properties(
+            m.topic,
+            QoS::AtLeastOnce,
+            false,
+            m.payload,
+            properties(expiry, sha),
+        ) {
+            Ok(()) => {
+                s.queued.push_back(Tag::Message(seq));
+                s.offered.insert(seq);
+                s.offered_at.entry(seq).or_insert_with(Instant::now);
+            }
+            Err(e) => {
+                s.last_error = Some(format!("publish not queued: {e}"));
+                break;
+            }
+        }
+    }
+}
+
+async fn run_heartbeat(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.settings.heartbeat);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        publish_status(&shared, Availability::Online, "heartbeat", Tag::Status);
+    }
+}
+
+/// The connection error with a hint for the usual deployment mistakes.
+pub fn explain(error: &str) -> String {
+    let hint = if error.contains("CertificateRequired") {
+        " (the broker requires a client certificate: set mqtt.client_cert_file and client_key_file)"
+    } else if error.contains("UnknownCA") || error.contains("BadCertificate") {
+        " (the broker does not trust this appliance's client certificate)"
+    } else if error.contains("invalid peer certificate") {
+        " (the broker's certificate is not signed by mqtt.ca_file, or does not name the host in mqtt.url)"
+    } else if error.contains("Connection refused") {
+        " (nothing listens at the broker's host and port)"
+    } else if error.contains("NotAuthorized") || error.contains("BadUserNamePassword") {
+        " (the broker refused the username or password)"
+    } else {
+        ""
+    };
+    format!("{error}{hint}")
+}
+
+/// Exponential backoff with ±25 % jitter (many appliances restarting together must not reconnect
+/// in step).
+fn backoff_delay(attempt: u32) -> Duration {
+    let base = BACKOFF_MIN.as_secs_f64() * 2f64.powi(attempt.min(16) as i32);
+    let base = base.min(BACKOFF_MAX.as_secs_f64());
+    let jitter = 0.75 + 0.5 * rand::random::<f64>();
+    Duration::from_secs_f64(base * jitter)
+}
+
+async fn run_eventloop(shared: Arc<Shared>, mut eventloop: EventLoop) {
+    let mut failures = 0u32;
+    loop {
+        match eventloop.poll().await {
+            Ok(event) => {
+                failures = 0;
+                handle_event(&shared, event);
+            }
+            Err(e) => {
+                if shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let message = explain(&e.to_string());
+                {
+                    let mut s = lock(&shared.state);
+                    if s.connected {
+                        tracing::warn!(error = %message, "MQTT connection lost");
+                    } else if failures == 0 {
+                        tracing::warn!(error = %message, url = %shared.settings.url, "MQTT connection failed");
+                    }
+                    s.connected = false;
+                    s.last_error = Some(message);
+                }
+                shared.changed.notify_waiters();
+                let delay = backoff_delay(failures);
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+fn handle_event(shared: &Arc<Shared>, event: Event) {
+    match event {
+        Event::Incoming(Packet::ConnAck(ack)) => {
+            {
+                let mut s = lock(&shared.state);
+                s.connected = true;
+                s.connections += 1;
+                if !ack.session_present {
+                    // rumqttc dropped whatever it still held: offer the outbox again from the start.
+                    s.queued.clear();
+                    s.inflight.clear();
+                    s.offered.clear();
+                }
+                tracing::info!(
+                    url = %shared.settings.url,
+                    session_present = ack.session_present,
+                    waiting = shared.outbox.len().unwrap_or(0),
+                    "MQTT connected"
+                );
+            }
+            publish_status(shared, Availability::Online, "started", Tag::Status);
+            offer(shared);
+            shared.changed.notify_waiters();
+        }
+        Event::Outgoing(Outgoing::Publish(pkid)) => {
+            let mut s = lock(&shared.state);
+            if pkid == 0 || !s.inflight.contains_key(&pkid) {
+                if let Some(tag) = s.queued.pop_front() {
+                    if pkid != 0 {
+                        s.inflight.insert(pkid, tag);
+                    }
+                }
+            }
+        }
+        Event::Incoming(Packet::PubAck(ack)) => {
+            let tag = lock(&shared.state).inflight.remove(&ack.pkid);
+            let ok = matches!(
+                ack.reason,
+                PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+            );
+            match tag {
+                Some(Tag::Message(seq)) if ok => {
+                    if let Err(e) = shared.outbox.remove(seq) {
+                        tracing::error!(error = %e, "outbox removal failed");
+                    }
+                    let mut s = lock(&shared.state);
+                    s.offered.remove(&seq);
+                    if let Some(t) = s.offered_at.remove(&seq) {
+                        s.ack_latencies.push(t.elapsed().as_secs_f64());
+                    }
+                    s.acknowledged += 1;
+                }
+                Some(Tag::Message(seq)) => {
+                    // Refused by the broker (e.g. not authorised): kept in the outbox and offered
+                    // again in the next session; never dropped.
+                    let mut s = lock(&shared.state);
+                    s.refused += 1;
+                    s.last_error = Some(format!("broker refused message {seq}: {:?}", ack.reason));
+                    tracing::error!(seq, reason = ?ack.reason, "broker refused a message");
+                }
+                Some(Tag::Offline) => shared.offline_acked.notify_waiters(),
+                Some(Tag::Status) | None => {}
+            }
+            offer(shared);
+            shared.changed.notify_waiters();
+        }
+        Event::Incoming(Packet::Disconnect(d)) => {
+            let mut s = lock(&shared.state);
+            s.last_error = Some(format!("broker disconnected: {:?}", d.reason_code));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_follow_the_contract() {
+        let t = Topics::new("ismf/", "box-1");
+        assert_eq!(t.status, "ismf/box-1/status");
+        assert_eq!(t.predictions, "ismf/box-1/predictions");
+        assert_eq!(t.events, "ismf/box-1/events");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        let d0 = backoff_delay(0).as_secs_f64();
+        assert!((0.18..=0.32).contains(&d0), "{d0}");
+        let d3 = backoff_delay(3).as_secs_f64();
+        assert!((1.5..=2.5).contains(&d3), "{d3}");
+        for _ in 0..50 {
+            assert!(backoff_delay(40) <= Duration::from_secs_f64(30.0 * 1.25));
+        }
+    }
+
+    #[test]
+    fn tls_file_problems_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("ca.pem");
+        let e = tls_config(&missing, None).expect_err("missing");
+        assert!(
+            e.to_string().contains("CA file") && e.to_string().contains("ca.pem"),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").expect("write");
+        let e = tls_config(&junk, None).expect_err("junk");
+        assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+        let e = mqtt_options(
+            "mqtt://localhost:1883",
+            "c",
+            None,
+            None,
+            Some(&junk),
+            None,
+            Duration::from_secs(30),
+        )
+        .expect_err("tls files without mqtts");
+        assert!(e.to_string().contains("not mqtts://"), "{e}");
+    }
+}
