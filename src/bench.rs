@@ -22,6 +22,121 @@ pub enum BenchError {
     Dataset(#[from] crate::dataset::DatasetError),
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Mqtt(#[from] crate::publish::mqtt::MqttError),
+    #[error(transparent)]
+    Outbox(#[from] crate::publish::outbox::OutboxError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// `ismf bench mqtt`: what publishing costs on top of inference.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MqttBench {
+    pub broker: String,
+    pub payload_bytes: usize,
+    /// Messages sent one at a time (each after the previous PUBACK): submit → PUBACK.
+    pub latency_messages: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// Messages submitted back to back, until the outbox is empty again.
+    pub throughput_messages: usize,
+    pub throughput_per_second: f64,
+    /// The outbox alone (durable commit of a prediction, no network).
+    pub outbox_pushes_per_second: f64,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Publishes stand-in predictions through a fresh outbox in `dir` to the broker at `url`.
+pub fn mqtt_publish(
+    url: &str,
+    latency_messages: usize,
+    throughput_messages: usize,
+    dir: &Path,
+) -> Result<MqttBench, BenchError> {
+    use crate::publish::message::sample_prediction;
+    use crate::publish::mqtt::{Publisher, PublisherSettings, Topics};
+    use crate::publish::outbox::{MessageKind, Outbox, OutboxMessage};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let payload = serde_json::to_string(&sample_prediction(0)).unwrap_or_default();
+    // The outbox alone.
+    let alone = Outbox::open(&dir.join("alone.redb"), usize::MAX / 2)?;
+    let n_alone = 500;
+    let t = Instant::now();
+    for _ in 0..n_alone {
+        alone.push(&OutboxMessage {
+            kind: MessageKind::Prediction,
+            topic: "bench".into(),
+            payload: payload.clone(),
+            model_sha256: String::new(),
+        })?;
+    }
+    let outbox_pushes_per_second = n_alone as f64 / t.elapsed().as_secs_f64();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    let _enter = rt.enter();
+    let outbox = Arc::new(Outbox::open(&dir.join("outbox.redb"), 1_000_000)?);
+    let settings = PublisherSettings {
+        url: url.to_string(),
+        client_id: format!("ismf-bench-{}", std::process::id()),
+        username: None,
+        password_file: None,
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        topics: Topics::new("ismf-bench", "bench"),
+        appliance_id: "bench".into(),
+        keep_alive: Duration::from_secs(30),
+        message_expiry: 60,
+        session_expiry: 60,
+        heartbeat: Duration::from_secs(3600),
+        model: None,
+    };
+    let publisher = Publisher::start(settings, outbox)?;
+    let timeout = Duration::from_secs(30);
+    // Connect first: latency is measured on a live connection.
+    publisher.submit_json(MessageKind::Prediction, &sample_prediction(0), "")?;
+    rt.block_on(publisher.drain(timeout))?;
+    let mut latencies = Vec::with_capacity(latency_messages);
+    for i in 0..latency_messages {
+        let t = Instant::now();
+        publisher.submit_json(MessageKind::Prediction, &sample_prediction(i), "")?;
+        rt.block_on(publisher.drain(timeout))?;
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let t = Instant::now();
+    for i in 0..throughput_messages {
+        publisher.submit_json(MessageKind::Prediction, &sample_prediction(i), "")?;
+    }
+    rt.block_on(publisher.drain(timeout))?;
+    let throughput_per_second = throughput_messages as f64 / t.elapsed().as_secs_f64();
+    rt.block_on(publisher.shutdown(Duration::from_secs(2)));
+    Ok(MqttBench {
+        broker: url.to_string(),
+        payload_bytes: payload.len(),
+        latency_messages,
+        latency_p50_ms: percentile(&latencies, 0.5),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        latency_max_ms: latencies.last().copied().unwrap_or(f64::NAN),
+        throughput_messages,
+        throughput_per_second,
+        outbox_pushes_per_second,
+    })
 }
 
 /// Model-only latency (`ismf bench --json`).

@@ -241,6 +241,20 @@ enum BenchCommand {
     },
     /// Read the header of every file under DIR; print the time and files per second.
     Headers { dir: PathBuf },
+    /// Publishing cost against a running broker: submit → PUBACK latency of single messages,
+    /// back-to-back throughput, and the durable outbox alone (benches/mqtt_publish.sh starts
+    /// a mosquitto for it).
+    Mqtt {
+        /// mqtt://host:port (plain; TLS cost is the broker's and the network's).
+        #[arg(long)]
+        broker: String,
+        #[arg(long, default_value_t = 500)]
+        latency_messages: usize,
+        #[arg(long, default_value_t = 2000)]
+        throughput_messages: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, (anyhow::Error, u8)> {
@@ -456,6 +470,32 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
                 bench::peak_rss_mib().unwrap_or(f64::NAN)
             );
         }
+        BenchCommand::Mqtt {
+            broker,
+            latency_messages,
+            throughput_messages,
+            json,
+        } => {
+            let dir = tempfile_dir().map_err(|e| (e, 1))?;
+            let r = bench::mqtt_publish(&broker, latency_messages, throughput_messages, &dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = r.map_err(|e| (e.into(), 1))?;
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                println!(
+                    "payload {} B | submit→PUBACK over {} messages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | back to back: {:.0} messages/s over {} | outbox alone: {:.0} commits/s",
+                    r.payload_bytes,
+                    r.latency_messages,
+                    r.latency_p50_ms,
+                    r.latency_p99_ms,
+                    r.latency_max_ms,
+                    r.throughput_per_second,
+                    r.throughput_messages,
+                    r.outbox_pushes_per_second
+                );
+            }
+        }
         BenchCommand::Headers { dir } => {
             let (secs, n) = bench::header_scan(&dir).map_err(|e| (e.into(), 1))?;
             println!(
@@ -465,6 +505,14 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         }
     }
     Ok(())
+}
+
+/// A fresh folder under the system temp dir for a benchmark's files.
+fn tempfile_dir() -> Result<PathBuf, anyhow::Error> {
+    let dir = std::env::temp_dir().join(format!("ismf-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 fn decode(file: PathBuf, npy: PathBuf, max_voxels: u64) -> Result<(), (anyhow::Error, u8)> {

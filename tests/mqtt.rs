@@ -7,9 +7,7 @@ mod common;
 use common::broker::{appliance_config, of_kind, Broker, Certs, Subscriber};
 use common::{ismf, run_sim, sim};
 use ismf::config::Config;
-use ismf::publish::message::{
-    Event, EventKind, Identity, ModelInfo, PhiPolicy, Prediction, SeriesUsed, Timings,
-};
+use ismf::publish::message::{Event, EventKind, Prediction};
 use ismf::publish::mqtt::{Publisher, PublisherSettings};
 use ismf::publish::outbox::{MessageKind, Outbox, OutboxError};
 use std::collections::{BTreeSet, HashMap};
@@ -47,36 +45,8 @@ fn subscriber(broker: &Broker, extra: &[&str]) -> Subscriber {
     Subscriber::start(cmd)
 }
 
-/// A stand-in prediction for study `i` (the MQTT tests need no model run).
 fn fake_prediction(i: usize) -> Prediction {
-    let series = ["sag_t1w", "sag_t2w", "sag_t2fs", "ax_t2w"]
-        .iter()
-        .enumerate()
-        .map(|(k, s)| SeriesUsed {
-            sequence: s.to_string(),
-            series_instance_uid: format!("2.25.{i}.{k}"),
-            series_number: Some(k as i64 + 1),
-            series_description: s.to_string(),
-            instances: 15,
-            reasons: vec!["test".into()],
-        })
-        .collect();
-    Prediction::new(
-        &format!("2.25.{i}"),
-        [0.1, 0.6, 0.1, 0.1, 0.1],
-        series,
-        ModelInfo {
-            name: "ISMF-Net".into(),
-            version: "test".into(),
-            sha256: "ab".repeat(32),
-            precision: "f32".into(),
-        },
-        "test-box",
-        Timings::default(),
-        vec![],
-        Identity::default(),
-        PhiPolicy::Uids,
-    )
+    ismf::publish::message::sample_prediction(i)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

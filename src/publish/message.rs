@@ -220,6 +220,39 @@ pub struct Status {
     pub created_at: String,
 }
 
+/// A stand-in prediction for study `i` (fixed probabilities, four series, a dummy model): for
+/// broker checks and benchmarks, never a model output.
+pub fn sample_prediction(i: usize) -> Prediction {
+    let series = ["sag_t1w", "sag_t2w", "sag_t2fs", "ax_t2w"]
+        .iter()
+        .enumerate()
+        .map(|(k, s)| SeriesUsed {
+            sequence: s.to_string(),
+            series_instance_uid: format!("2.25.{i}.{k}"),
+            series_number: Some(k as i64 + 1),
+            series_description: s.to_string(),
+            instances: 15,
+            reasons: vec!["sample".into()],
+        })
+        .collect();
+    Prediction::new(
+        &format!("2.25.{i}"),
+        [0.1, 0.6, 0.1, 0.1, 0.1],
+        series,
+        ModelInfo {
+            name: "ISMF-Net".into(),
+            version: "sample".into(),
+            sha256: "ab".repeat(32),
+            precision: "f32".into(),
+        },
+        "sample-box",
+        Timings::default(),
+        vec![],
+        Identity::default(),
+        PhiPolicy::Uids,
+    )
+}
+
 /// The deterministic prediction id.
 pub fn prediction_id(study_instance_uid: &str, model_sha256: &str) -> String {
     uuid::Uuid::new_v5(
