@@ -399,6 +399,49 @@ fn mutual_tls_accepts_the_right_client_and_refuses_others() {
 }
 
 #[test]
+fn username_and_password_file_are_used_and_a_refusal_is_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start_with_users(&dir.path().join("broker"), &[("appliance", "s3cret")]);
+    let studies = dir.path().join("studies");
+    run_sim(&sim(&studies, 1, 63));
+    let publish = |name: &str, password: &str| {
+        let run = dir.path().join(name);
+        std::fs::create_dir_all(&run).expect("dir");
+        let file = run.join("password");
+        // A trailing newline (as editors write it) is not part of the password.
+        std::fs::write(&file, format!("{password}\n")).expect("password");
+        let extra = format!(
+            "username = \"appliance\"\npassword_file = \"{}\"",
+            file.display()
+        );
+        let config = appliance_config(&run, &broker.url(), &extra);
+        let text = std::fs::read_to_string(&config)
+            .expect("config")
+            .replace("ack_timeout = 20", "ack_timeout = 4");
+        std::fs::write(&config, text).expect("config");
+        ismf()
+            .args(["classify", studies.to_str().expect("utf-8"), "--publish"])
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("classify")
+    };
+    let good = publish("good", "s3cret");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = publish("bad", "wrong");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused the username or password"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn last_will_says_offline_after_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("broker"));

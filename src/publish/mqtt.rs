@@ -576,10 +576,10 @@ pub fn explain(error: &str) -> String {
         " (the broker does not trust this appliance's client certificate)"
     } else if error.contains("invalid peer certificate") {
         " (the broker's certificate is not signed by mqtt.ca_file, or does not name the host in mqtt.url)"
-    } else if error.contains("Connection refused") {
-        " (nothing listens at the broker's host and port)"
     } else if error.contains("NotAuthorized") || error.contains("BadUserNamePassword") {
         " (the broker refused the username or password)"
+    } else if error.contains("os error 111") {
+        " (nothing listens at the broker's host and port)"
     } else {
         ""
     };

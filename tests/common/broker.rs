@@ -158,17 +158,39 @@ impl Broker {
 
     /// A plain broker on a port chosen earlier (a client may already be trying it).
     pub fn start_on_port(dir: &Path, port: u16) -> Broker {
-        Broker::start_with_port(dir, None, port)
+        Broker::start_with_port(dir, None, port, "allow_anonymous true\n")
+    }
+
+    /// A plain broker that admits only these users (mosquitto_passwd file).
+    pub fn start_with_users(dir: &Path, users: &[(&str, &str)]) -> Broker {
+        std::fs::create_dir_all(dir).expect("broker dir");
+        let file = dir.join("passwords");
+        std::fs::write(&file, "").expect("password file");
+        for (user, password) in users {
+            let out = Command::new("mosquitto_passwd")
+                .arg("-b")
+                .arg(&file)
+                .args([user, password])
+                .output()
+                .expect("mosquitto_passwd (apt-get install mosquitto)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let auth = format!("allow_anonymous false\npassword_file {}\n", file.display());
+        Broker::start_with_port(dir, None, free_port(), &auth)
     }
 
     fn start_with(dir: &Path, certs: Option<&Certs>) -> Broker {
-        Broker::start_with_port(dir, certs, free_port())
+        Broker::start_with_port(dir, certs, free_port(), "allow_anonymous true\n")
     }
 
-    fn start_with_port(dir: &Path, certs: Option<&Certs>, port: u16) -> Broker {
+    fn start_with_port(dir: &Path, certs: Option<&Certs>, port: u16, auth: &str) -> Broker {
         std::fs::create_dir_all(dir).expect("broker dir");
         let mut conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+            "listener {port} 127.0.0.1\n{auth}persistence true\n\
              persistence_location {}/\nautosave_interval 1\nuser root\n\
              log_dest file {}/mosquitto.log\nlog_type all\nmax_queued_messages 10000\n",
             dir.display(),
