@@ -535,7 +535,10 @@ fn offer(shared: &Shared) {
     };
     for (seq, m) in next {
         let expiry = Some(shared.settings.message_expiry);
-        let sha = Some(m.model_sha256.as_str());
+        // Events carry the running model's sha256 too (they have none of their own).
+        let sha = Some(m.model_sha256.as_str())
+            .filter(|s| !s.is_empty())
+            .or(shared.settings.model.as_ref().map(|m| m.sha256.as_str()));
         match shared.client.try_publish_with_properties(
             m.topic,
             QoS::AtLeastOnce,
