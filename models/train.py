@@ -71,10 +71,15 @@ def augment(xs, rng, sequences=SEQUENCES, shift=8):
     return xs
 
 
+def to(xs, device):
+    return {k: v.to(device, non_blocking=True) for k, v in xs.items()}
+
+
 @torch.no_grad()
 def predict(model, arrays, idx, size=64):
     model.eval()
-    out = [torch.softmax(model(**batch(arrays, idx[i:i + size], model.use_sequences)), 1).numpy()
+    device = next(model.parameters()).device
+    out = [torch.softmax(model(**to(batch(arrays, idx[i:i + size], model.use_sequences), device)).float(), 1).cpu().numpy()
            for i in range(0, len(idx), size)]
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
@@ -117,7 +122,10 @@ def main():
     ap.add_argument("--amp", choices=["bf16", "none"], default="bf16",
                     help="bfloat16 autocast for training steps (2x faster on CPUs with AVX512-BF16; "
                          "weights, evaluation and export stay float32)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (the documented path) or cuda (a lent GPU machine: models/device-train.sh)")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -131,7 +139,7 @@ def main():
     train = parts["train"].copy()
     with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), "splits.json"), "w") as f:
         json.dump({k: v.tolist() for k, v in parts.items()}, f)
-    model = IsmfNet(use_sequences=sequences, use_clinical=not args.no_clinical)
+    model = IsmfNet(use_sequences=sequences, use_clinical=not args.no_clinical).to(device)
     params = sum(p.numel() for p in model.parameters())
     steps = args.epochs * ((len(train) + args.batch - 1) // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
@@ -145,10 +153,10 @@ def main():
         rng.shuffle(train)
         for i in range(0, len(train), args.batch):
             idx = np.sort(train[i:i + args.batch])
-            xs = augment(batch(arrays, idx, sequences), rng, sequences)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            xs = to(augment(batch(arrays, idx, sequences), rng, sequences), device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
                 logits = model(**xs)
-            loss = loss_fn(logits.float(), torch.from_numpy(labels[idx]))
+            loss = loss_fn(logits.float(), torch.from_numpy(labels[idx]).to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -170,6 +178,7 @@ def main():
         "sequences": list(sequences), "clinical": not args.no_clinical, "parameters": params,
         "macs": count_macs(model), "epochs": args.epochs, "amp": args.amp, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "train_seconds": round(time.time() - started, 1), "torch_threads": args.threads,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "split": {k: int(len(v)) for k, v in parts.items()} | {"external_test": int(len(ext_labels))},
         "log": log,
         "evaluation": {
@@ -180,7 +189,7 @@ def main():
         "note": "simulated studies only; not clinical accuracy",
     }
     print(json.dumps({k: v["micro_accuracy"] for k, v in result["evaluation"].items()}))
-    torch.save({"state_dict": model.state_dict(), "sequences": sequences, "clinical": not args.no_clinical},
+    torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "sequences": sequences, "clinical": not args.no_clinical},
                args.out)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump(result, f, indent=1)
