@@ -21,6 +21,7 @@
 //! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
 //! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
+//! | [`pipeline`] | `ismf run`: watcher → ingest → inference thread → outbox → MQTT, shutdown |
 //! | [`config`] | the firmware configuration (TOML, unknown keys refused, every problem listed) |
 //! | [`classify`] | one study folder through scan, preprocessing and the model → prediction |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
@@ -44,6 +45,7 @@ pub mod inspect;
 pub mod logging;
 pub mod model;
 pub mod npy;
+pub mod pipeline;
 pub mod pixels;
 pub mod preprocess;
 pub mod publish;

@@ -61,6 +61,12 @@ enum Command {
     /// Benchmarks (results go to BENCHMARKS.md). Without a subcommand: model-only latency of
     /// tract on a simulated study's inputs.
     Bench(BenchArgs),
+    /// The appliance daemon: watch the export folder, classify each complete study, publish.
+    /// SIGTERM or SIGINT stop it cleanly (exit 0).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
     Subscribe(SubscribeArgs),
     /// The appliance configuration.
@@ -636,6 +642,12 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Dataset(args) => dataset(args),
         Command::Subscribe(args) => subscribe(args),
+        Command::Run { config } => load_config(&config).and_then(|c| {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            ismf::pipeline::run(&c, stop)
+                .map(|_| ())
+                .map_err(|e| (e.into(), 1))
+        }),
         Command::Config(command) => config_command(command),
     };
     match result {

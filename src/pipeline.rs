@@ -1,0 +1,318 @@
+//! `ismf run`: the appliance daemon. watcher → ingest (catalog, quarantine, completeness) →
+//! inference on its own thread → durable outbox → MQTT, as in `shared/ARCHITECTURE.md`.
+//!
+//! The core loop is synchronous and owns the ingest engine; tokio runs only the MQTT publisher
+//! and signal handling. Queues are bounded: the watcher blocks when the core falls behind, and
+//! at most [`INFERENCE_QUEUE`] studies wait for the model (the others stay `complete` in the
+//! journal). Crash safety comes from the order of writes: a prediction is committed to the outbox
+//! before its study is marked processed in the journal, so a crash between the two re-runs the
+//! study on restart and publishes the same `prediction_id` again — a duplicate at most, never a
+//! loss.
+
+use crate::classify::{Classifier, ClassifyError};
+use crate::config::Config;
+use crate::ingest::complete::{StudyState, Timing};
+use crate::ingest::quarantine::QuarantineMode;
+use crate::ingest::watch::{self, WatchConfig};
+use crate::ingest::{Ingest, IngestConfig, IngestError, IngestEvent};
+use crate::model::{Model, ModelError};
+use crate::preprocess::PreprocessParams;
+use crate::publish::message::{Event, EventKind, ModelInfo, Prediction};
+use crate::publish::mqtt::{MqttError, Publisher, PublisherSettings};
+use crate::publish::outbox::{MessageKind, Outbox, OutboxError};
+use crate::series::Rules;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Studies waiting for the model at most (backpressure beyond it).
+pub const INFERENCE_QUEUE: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What a run did, for the log line at exit and for tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSummary {
+    pub predicted: usize,
+    pub failed: usize,
+    pub incomplete: usize,
+    pub quarantined: usize,
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Runs until `stop` is set (SIGTERM/SIGINT in `ismf run`), then stops intake, finishes the study
+/// in flight, gives the broker a moment to take what is queued, publishes `offline` and returns.
+pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, PipelineError> {
+    let ing = &config.ingest;
+    for dir in [&ing.watch_dir, &ing.state_dir, &ing.quarantine_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| IngestError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    crate::model::set_threads(config.model.threads);
+    let params = PreprocessParams::default();
+    let model = Model::load(&config.model.card, config.model.precision, &params)?;
+    let model_info = ModelInfo::of(&model);
+    let mut classifier = Classifier::new(model, params);
+    classifier.appliance_id = config.appliance.id.clone();
+    classifier.phi = config.mqtt.phi;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Runtime)?;
+    let _enter = rt.enter();
+    // SIGTERM (systemd) and SIGINT (Ctrl-C) ask for a clean stop.
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("stop requested");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let outbox = Arc::new(Outbox::open(
+        &config.outbox_path(),
+        config.mqtt.outbox_capacity,
+    )?);
+    let publisher = Publisher::start(
+        PublisherSettings::from_config(config, Some(model_info.clone())),
+        outbox,
+    )?;
+
+    let (mut ingest, owed) = Ingest::open(IngestConfig {
+        watch_dir: ing.watch_dir.clone(),
+        state_dir: ing.state_dir.clone(),
+        quarantine_dir: ing.quarantine_dir.clone(),
+        quarantine_mode: QuarantineMode::Move,
+        timing: Timing {
+            stable_seconds: ing.stable_seconds,
+            force_after_seconds: ing.force_after_seconds,
+        },
+        quarantine_grace_seconds: ing.stable_seconds.max(5.0),
+        rules: Rules::default(),
+    })?;
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1024);
+    let mut watch_config = WatchConfig::new(ing.watch_dir.clone());
+    watch_config.poll_only = ing.poll_only;
+    watch_config.rescan = Duration::from_secs_f64(ing.rescan_seconds);
+    let watcher = watch::spawn(watch_config, ready_tx)?;
+
+    // The inference thread: catalogued studies in, predictions out.
+    let (job_tx, job_rx) =
+        mpsc::sync_channel::<crate::ingest::catalog::StudyEntry>(INFERENCE_QUEUE);
+    let (done_tx, done_rx) = mpsc::channel::<(String, Result<Prediction, ClassifyError>)>();
+    let inference = std::thread::Builder::new()
+        .name("inference".into())
+        .spawn(move || {
+            for entry in job_rx {
+                let uid = entry.study_instance_uid.clone();
+                let result = classifier.classify_entry(&entry, 0.0);
+                if done_tx.send((uid, result)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(PipelineError::Runtime)?;
+
+    let mut summary = RunSummary::default();
+    let mut waiting: VecDeque<String> = VecDeque::new();
+    let mut in_flight = 0usize;
+    let mut outbox_full_reported = false;
+    tracing::info!(
+        watch = %ing.watch_dir.display(),
+        broker = %config.mqtt.url,
+        model = %model_info.name,
+        version = %model_info.version,
+        owed = owed.len(),
+        "appliance running"
+    );
+    let mut events = owed;
+    let mut last_tick = Instant::now();
+    loop {
+        for event in events.drain(..) {
+            handle_event(event, config, &publisher, &mut waiting, &mut summary);
+        }
+        // Finished studies: outbox first, then the journal.
+        while let Ok((uid, result)) = done_rx.try_recv() {
+            in_flight -= 1;
+            let now = now_seconds();
+            match result {
+                Ok(p) => {
+                    match publisher.submit_json(MessageKind::Prediction, &p, &p.model.sha256) {
+                        Ok(_) => {
+                            ingest.set_state(&uid, StudyState::Processed, now)?;
+                            summary.predicted += 1;
+                            tracing::info!(study = %uid, top = %p.top_class, total_ms = p.timings.total_ms, "study predicted");
+                        }
+                        Err(OutboxError::Full { .. }) => {
+                            // Stays `complete` in the journal: retried when the outbox has room.
+                            waiting.push_front(uid);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(study = %uid, error = %e, "study failed");
+                    ingest.set_state(&uid, StudyState::Failed, now)?;
+                    summary.failed += 1;
+                    let mut event =
+                        Event::new(EventKind::Error, &config.appliance.id, e.to_string());
+                    event.study_instance_uid = Some(uid);
+                    let _ = publisher.submit_json(MessageKind::Event, &event, "");
+                }
+            }
+        }
+        // Intake stops while the outbox is full; an event says so once.
+        let outbox_len = publisher.outbox().len()?;
+        let room = outbox_len < config.mqtt.outbox_capacity;
+        if !room && !outbox_full_reported {
+            outbox_full_reported = true;
+            let reason = format!(
+                "outbox full ({outbox_len} messages waiting for the broker): intake stopped until it drains"
+            );
+            tracing::error!("{reason}");
+            let _ = publisher.submit_json(
+                MessageKind::Event,
+                &Event::new(EventKind::OutboxFull, &config.appliance.id, reason),
+                "",
+            );
+        } else if room {
+            outbox_full_reported = false;
+        }
+        while room && in_flight < INFERENCE_QUEUE && !stop.load(Ordering::SeqCst) {
+            let Some(uid) = waiting.pop_front() else {
+                break;
+            };
+            let Some(entry) = ingest.catalog().studies.get(&uid).cloned() else {
+                continue;
+            };
+            if job_tx.send(entry).is_err() {
+                break;
+            }
+            in_flight += 1;
+        }
+        publisher.set_studies_waiting(waiting.len() + in_flight);
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        // New files (bounded wait so ticks and results keep flowing).
+        if room {
+            match ready_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(path) => events.extend(ingest.offer(&path, now_seconds())?),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if last_tick.elapsed() >= Duration::from_millis(500) {
+            last_tick = Instant::now();
+            events.extend(ingest.tick(now_seconds())?);
+        }
+    }
+
+    // Shutdown: no more intake; the study in flight finishes and is published; the rest stays
+    // `complete` in the journal for the next start.
+    tracing::info!(in_flight, waiting = waiting.len(), "stopping");
+    watcher.stop();
+    drop(job_tx);
+    let _ = inference.join();
+    while let Ok((uid, result)) = done_rx.try_recv() {
+        if let Ok(p) = result {
+            if publisher
+                .submit_json(MessageKind::Prediction, &p, &p.model.sha256)
+                .is_ok()
+            {
+                ingest.set_state(&uid, StudyState::Processed, now_seconds())?;
+                summary.predicted += 1;
+            }
+        }
+    }
+    let _ = rt.block_on(publisher.drain(Duration::from_secs(3)));
+    rt.block_on(publisher.shutdown(Duration::from_secs(2)));
+    tracing::info!(
+        predicted = summary.predicted,
+        failed = summary.failed,
+        incomplete = summary.incomplete,
+        quarantined = summary.quarantined,
+        "stopped"
+    );
+    Ok(summary)
+}
+
+fn handle_event(
+    event: IngestEvent,
+    config: &Config,
+    publisher: &Publisher,
+    waiting: &mut VecDeque<String>,
+    summary: &mut RunSummary,
+) {
+    let id = &config.appliance.id;
+    let watch_dir = &config.ingest.watch_dir;
+    let event = match event {
+        IngestEvent::Complete { study, .. } => {
+            tracing::info!(study = %study, "study complete");
+            if !waiting.contains(&study) {
+                waiting.push_back(study);
+            }
+            return;
+        }
+        IngestEvent::Incomplete { study, problems } => {
+            summary.incomplete += 1;
+            tracing::warn!(study = %study, problems = %problems.join("; "), "study incomplete");
+            let mut e = Event::new(EventKind::IncompleteStudy, id, problems.join("; "));
+            e.study_instance_uid = Some(study);
+            e
+        }
+        IngestEvent::Quarantined { path, reason, .. } => {
+            summary.quarantined += 1;
+            let mut e = Event::new(EventKind::QuarantinedFile, id, reason);
+            e.path = Some(relative(watch_dir, &path));
+            e
+        }
+        other => {
+            tracing::debug!(event = ?other, "ingest");
+            return;
+        }
+    };
+    if let Err(e) = publisher.submit_json(MessageKind::Event, &event, "") {
+        tracing::error!(error = %e, "event not queued");
+    }
+}

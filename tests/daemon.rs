@@ -1,0 +1,139 @@
+//! `ismf run` as a hospital runs it: a real mosquitto, the export folder filling up, bad files,
+//! a study missing a sequence, SIGTERM.
+
+mod common;
+
+use common::broker::{appliance_config, of_kind, Broker, Subscriber};
+use common::{dicom_files, ismf, run_sim, series_with_role, sim};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn daemon(config: &Path) -> Child {
+    ismf()
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ismf run")
+}
+
+/// Copies the DICOM files of a simulated folder into the export folder, as a scanner would
+/// send them (the simulator's truth.jsonl stays behind).
+fn export(from: &Path, to: &Path, skip: impl Fn(&Path) -> bool) {
+    for f in dicom_files(from) {
+        if skip(&f) {
+            continue;
+        }
+        let dest = to.join(f.strip_prefix(from).expect("under"));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("dir");
+        std::fs::copy(&f, &dest).expect("copy");
+    }
+}
+
+fn sigterm(child: &mut Child) -> Option<i32> {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("broker"));
+    let config = appliance_config(dir.path(), &broker.url(), "");
+    let sub = Subscriber::start({
+        let mut cmd = ismf();
+        cmd.args(["subscribe", "--broker", &broker.url(), "--appliance", "test-box"]);
+        cmd
+    });
+    let mut appliance = daemon(&config);
+    assert!(
+        sub.wait_for(WAIT, |m| of_kind(m, "status")
+            .iter()
+            .any(|s| s["message"]["state"] == "online")),
+        "the appliance never came online"
+    );
+
+    // Three good studies, one missing its axial T2W, and a file that is not DICOM.
+    let staging = dir.path().join("staging");
+    let truth = run_sim(&sim(&staging.join("good"), 3, 71));
+    let partial = run_sim(&sim(&staging.join("partial"), 1, 72));
+    let axial: Vec<String> = series_with_role(&partial[0], "ax_t2w")
+        .map(|s| s["series_instance_uid"].as_str().unwrap_or("").to_string())
+        .into_iter()
+        .collect();
+    let incoming = dir.path().join("incoming");
+    export(&staging.join("good"), &incoming.join("good"), |_| false);
+    export(&staging.join("partial"), &incoming.join("partial"), |f| {
+        let Ok(obj) = dicom_object::open_file(f) else {
+            return false;
+        };
+        obj.element_by_name("SeriesInstanceUID")
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .is_some_and(|uid| axial.iter().any(|a| a == uid.trim_end_matches('\0')))
+    });
+    std::fs::write(incoming.join("not-dicom.dcm"), b"this is not a DICOM file").expect("write");
+
+    let done = sub.wait_for(WAIT, |m| {
+        of_kind(m, "prediction").len() >= 3
+            && of_kind(m, "event")
+                .iter()
+                .any(|e| e["message"]["kind"] == "incomplete_study")
+            && of_kind(m, "event")
+                .iter()
+                .any(|e| e["message"]["kind"] == "quarantined_file")
+    });
+    let messages = sub.messages();
+    assert!(done, "subscriber saw: {messages:#?}");
+    let predictions = of_kind(&messages, "prediction");
+    let mut correct = 0;
+    for t in &truth {
+        let uid = t["study_instance_uid"].as_str().expect("uid");
+        let p = predictions
+            .iter()
+            .find(|p| p["message"]["study_instance_uid"] == uid)
+            .unwrap_or_else(|| panic!("no prediction for {uid}"));
+        correct += usize::from(p["message"]["top_class"] == t["class"]);
+    }
+    eprintln!("daemon: {correct} of {} studies predicted correctly (simulated)", truth.len());
+    let incomplete = of_kind(&messages, "event")
+        .into_iter()
+        .find(|e| e["message"]["kind"] == "incomplete_study")
+        .expect("incomplete");
+    assert_eq!(
+        incomplete["message"]["study_instance_uid"],
+        partial[0]["study_instance_uid"]
+    );
+    assert!(
+        incomplete["message"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ax_t2w"),
+        "{incomplete}"
+    );
+    let quarantined = of_kind(&messages, "event")
+        .into_iter()
+        .find(|e| e["message"]["kind"] == "quarantined_file")
+        .expect("quarantined");
+    assert_eq!(quarantined["message"]["path"], "not-dicom.dcm");
+    assert!(dir.path().join("quarantine").read_dir().expect("quarantine").count() > 0);
+
+    assert_eq!(sigterm(&mut appliance), Some(0), "SIGTERM → exit 0 within 10 s");
+    assert!(sub.wait_for(WAIT, |m| of_kind(m, "status")
+        .iter()
+        .any(|s| s["message"]["state"] == "offline" && s["message"]["reason"] == "shutdown")));
+}
