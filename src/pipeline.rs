@@ -77,14 +77,6 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
             source,
         })?;
     }
-    crate::model::set_threads(config.model.threads);
-    let params = PreprocessParams::default();
-    let model = Model::load(&config.model.card, config.model.precision, &params)?;
-    let model_info = ModelInfo::of(&model);
-    let mut classifier = Classifier::new(model, params);
-    classifier.appliance_id = config.appliance.id.clone();
-    classifier.phi = config.mqtt.phi;
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -107,6 +99,13 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
             stop.store(true, Ordering::SeqCst);
         });
     }
+    crate::model::set_threads(config.model.threads);
+    let params = PreprocessParams::default();
+    let model = Model::load(&config.model.card, config.model.precision, &params)?;
+    let model_info = ModelInfo::of(&model);
+    let mut classifier = Classifier::new(model, params);
+    classifier.appliance_id = config.appliance.id.clone();
+    classifier.phi = config.mqtt.phi;
     let outbox = Arc::new(Outbox::open(
         &config.outbox_path(),
         config.mqtt.outbox_capacity,

@@ -56,7 +56,13 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
     let config = appliance_config(dir.path(), &broker.url(), "");
     let sub = Subscriber::start({
         let mut cmd = ismf();
-        cmd.args(["subscribe", "--broker", &broker.url(), "--appliance", "test-box"]);
+        cmd.args([
+            "subscribe",
+            "--broker",
+            &broker.url(),
+            "--appliance",
+            "test-box",
+        ]);
         cmd
     });
     let mut appliance = daemon(&config);
@@ -109,7 +115,10 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
             .unwrap_or_else(|| panic!("no prediction for {uid}"));
         correct += usize::from(p["message"]["top_class"] == t["class"]);
     }
-    eprintln!("daemon: {correct} of {} studies predicted correctly (simulated)", truth.len());
+    eprintln!(
+        "daemon: {correct} of {} studies predicted correctly (simulated)",
+        truth.len()
+    );
     let incomplete = of_kind(&messages, "event")
         .into_iter()
         .find(|e| e["message"]["kind"] == "incomplete_study")
@@ -130,10 +139,98 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
         .find(|e| e["message"]["kind"] == "quarantined_file")
         .expect("quarantined");
     assert_eq!(quarantined["message"]["path"], "not-dicom.dcm");
-    assert!(dir.path().join("quarantine").read_dir().expect("quarantine").count() > 0);
+    assert!(
+        dir.path()
+            .join("quarantine")
+            .read_dir()
+            .expect("quarantine")
+            .count()
+            > 0
+    );
 
-    assert_eq!(sigterm(&mut appliance), Some(0), "SIGTERM → exit 0 within 10 s");
+    assert_eq!(
+        sigterm(&mut appliance),
+        Some(0),
+        "SIGTERM → exit 0 within 10 s"
+    );
     assert!(sub.wait_for(WAIT, |m| of_kind(m, "status")
         .iter()
-        .any(|s| s["message"]["state"] == "offline" && s["message"]["reason"] == "shutdown")));
+        .any(
+            |s| s["message"]["state"] == "offline" && s["message"]["reason"] == "shutdown"
+        )));
+}
+
+#[test]
+fn kill_9_and_a_broker_restart_lose_no_study() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start(&dir.path().join("broker"));
+    let config = appliance_config(dir.path(), &broker.url(), "");
+    let sub = Subscriber::start({
+        let mut cmd = ismf();
+        cmd.args([
+            "subscribe",
+            "--broker",
+            &broker.url(),
+            "--appliance",
+            "test-box",
+        ]);
+        cmd.args(["--persistent", "--client-id", "reading-room-daemon"]);
+        cmd
+    });
+    let staging = dir.path().join("staging");
+    let truth = run_sim(&sim(&staging, 4, 73));
+    let uids: Vec<String> = truth
+        .iter()
+        .map(|t| t["study_instance_uid"].as_str().expect("uid").to_string())
+        .collect();
+    // Each study's files, by study, so they can be exported one after the other.
+    let study_of = |f: &Path| -> Option<usize> {
+        let obj = dicom_object::open_file(f).ok()?;
+        let uid = obj
+            .element_by_name("StudyInstanceUID")
+            .ok()?
+            .to_str()
+            .ok()?;
+        uids.iter().position(|u| u == uid.trim_end_matches('\0'))
+    };
+    let incoming = dir.path().join("incoming");
+    let export_study = |k: usize| export(&staging, &incoming, |f| study_of(f) != Some(k));
+    let predicted = |m: &[serde_json::Value]| -> usize {
+        uids.iter()
+            .filter(|u| {
+                of_kind(m, "prediction")
+                    .iter()
+                    .any(|p| p["message"]["study_instance_uid"] == u.as_str())
+            })
+            .count()
+    };
+
+    let mut first = daemon(&config);
+    export_study(0);
+    export_study(1);
+    assert!(
+        sub.wait_for(WAIT, |m| predicted(m) >= 1),
+        "no first prediction"
+    );
+    broker.restart();
+    export_study(2);
+    export_study(3);
+    // Studies 2 and 3 are catalogued but not yet complete (stable_seconds = 2 s): kill -9 now.
+    std::thread::sleep(Duration::from_millis(1000));
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    let before = predicted(&sub.messages());
+    assert!(before < uids.len(), "the kill must come mid-stream");
+    let mut second = daemon(&config);
+    let all = sub.wait_for(WAIT, |m| predicted(m) == uids.len());
+    let messages = sub.messages();
+    let deliveries = of_kind(&messages, "prediction").len();
+    eprintln!(
+        "daemon kill -9 + broker restart: {before} of {} predicted before the restart, all {} after: {all}; {deliveries} deliveries ({} duplicate(s), deduplicable by prediction_id)",
+        uids.len(),
+        uids.len(),
+        deliveries.saturating_sub(uids.len())
+    );
+    assert!(all, "missing predictions; subscriber saw: {messages:#?}");
+    assert_eq!(sigterm(&mut second), Some(0));
 }
