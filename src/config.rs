@@ -156,22 +156,72 @@ impl Config {
         Config::from_toml(DEFAULT_TOML, "embedded default").expect("the embedded default is valid")
     }
 
-    /// Reads and checks a file.
+    /// Reads and checks a file, with `ISMF_<SECTION>_<KEY>` environment overrides applied.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             origin: origin.clone(),
             source,
         })?;
-        Config::from_toml(&text, &origin)
+        Config::from_toml_with_env(&text, &origin, std::env::vars())
     }
 
-    /// Parses and checks TOML text; `origin` names it in errors.
+    /// Parses and checks TOML text (no environment overrides); `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::from_toml_with_env(text, origin, std::iter::empty())
+    }
+
+    /// Parses TOML text, applies overrides from `env` — only variables named
+    /// `ISMF_<SECTION>_<KEY>` for the sections `appliance`, `ingest`, `mqtt`, `model`; the value
+    /// takes the type the file's value has (strings for keys the file leaves out) — and checks.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let parse = |message: String| ConfigError::Parse {
             origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+            message: message.trim_end().to_string(),
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let mut overridden = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("ISMF_") else {
+                continue;
+            };
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = ["appliance", "ingest", "mqtt", "model"]
+                .iter()
+                .find_map(|s| Some((*s, lower.strip_prefix(s)?.strip_prefix('_')?)))
+            else {
+                continue;
+            };
+            let section_table = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(section_table) = section_table.as_table_mut() else {
+                continue;
+            };
+            let typed = match section_table.get(key) {
+                Some(toml::Value::Boolean(_)) => value.parse().map(toml::Value::Boolean).ok(),
+                Some(toml::Value::Integer(_)) => value.parse().map(toml::Value::Integer).ok(),
+                Some(toml::Value::Float(_)) => value.parse().map(toml::Value::Float).ok(),
+                _ => Some(toml::Value::String(value.clone())),
+            }
+            .ok_or_else(|| {
+                parse(format!(
+                    "environment {name}={value:?}: not a value of the type {section}.{key} takes"
+                ))
+            })?;
+            section_table.insert(key.to_string(), typed);
+            overridden.push(name);
+        }
+        if !overridden.is_empty() {
+            tracing::info!(overrides = %overridden.join(", "), "configuration overridden from the environment");
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -348,6 +398,62 @@ mod tests {
             "one topic level",
         ] {
             assert!(text.contains(needle), "missing '{needle}' in {text}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_take_the_files_types_and_unknown_keys_are_refused() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let c = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            "test",
+            env(&[
+                ("ISMF_MQTT_URL", "mqtt://broker:1884"),
+                ("ISMF_MQTT_KEEP_ALIVE", "45"),
+                ("ISMF_INGEST_STABLE_SECONDS", "12"),
+                ("ISMF_INGEST_POLL_ONLY", "true"),
+                ("ISMF_APPLIANCE_ID", "box-7"),
+                ("ISMF_MQTT_USERNAME", "ismf"),
+                ("ISMF_UNRELATED", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .expect("overridden");
+        assert_eq!(c.mqtt.url, "mqtt://broker:1884");
+        assert_eq!(c.mqtt.keep_alive, 45);
+        assert_eq!(c.ingest.stable_seconds, 12.0);
+        assert!(c.ingest.poll_only);
+        assert_eq!(c.appliance.id, "box-7");
+        assert_eq!(c.mqtt.username.as_deref(), Some("ismf"));
+        let e = Config::from_toml_with_env(DEFAULT_TOML, "test", env(&[("ISMF_MQTT_URLL", "x")]))
+            .expect_err("unknown key");
+        assert!(e.to_string().contains("urll"), "{e}");
+        let e = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            "test",
+            env(&[("ISMF_MQTT_KEEP_ALIVE", "soon")]),
+        )
+        .expect_err("bad type");
+        assert!(e.to_string().contains("ISMF_MQTT_KEEP_ALIVE"), "{e}");
+    }
+
+    #[test]
+    fn shipped_board_configs_parse_and_only_miss_their_install_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config");
+        for name in ["jetson-orin.toml", "x86-server.toml"] {
+            let text = std::fs::read_to_string(dir.join(name)).expect("config");
+            let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let problems: Vec<String> = config
+                .problems()
+                .into_iter()
+                .filter(|p| !p.ends_with("does not exist"))
+                .collect();
+            assert!(problems.is_empty(), "{name}: {problems:?}");
         }
     }
 
