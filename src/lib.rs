@@ -21,6 +21,7 @@
 //! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
 //! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
+//! | [`demo`] | `ismf demo`: embedded broker + realtime simulator + appliance + subscriber |
 //! | [`pipeline`] | `ismf run`: watcher → ingest → inference thread → outbox → MQTT, shutdown |
 //! | [`config`] | the firmware configuration (TOML, unknown keys refused, every problem listed) |
 //! | [`classify`] | one study folder through scan, preprocessing and the model → prediction |
@@ -38,6 +39,7 @@ pub mod bench;
 pub mod classify;
 pub mod config;
 pub mod dataset;
+pub mod demo;
 pub mod dicom_guard;
 pub mod eval;
 pub mod ingest;

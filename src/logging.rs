@@ -13,9 +13,17 @@ pub enum LogFormat {
 /// Installs the global subscriber writing to stderr. `verbosity` 0 = info, 1 = debug, 2+ = trace;
 /// `RUST_LOG`, when set, wins.
 pub fn init(verbosity: u8, format: LogFormat) {
-    // tract's CPU-feature probe logs at info on every start; it is debugging detail here.
+    init_with(verbosity, format, "info")
+}
+
+/// As [`init`], with the level used when no `-v` is given (`ismf demo` prints its own story on
+/// stdout and keeps the log to warnings).
+pub fn init_with(verbosity: u8, format: LogFormat, quiet_level: &str) {
+    // tract's CPU-feature probe logs at info on every start, and the embedded broker (rumqttd)
+    // logs every connection: debugging detail here.
+    let quiet = format!("tract_linalg=warn,rumqttd=warn,{quiet_level}");
     let level = match verbosity {
-        0 => "info,tract_linalg=warn",
+        0 => quiet.as_str(),
         1 => "debug",
         _ => "trace",
     };

@@ -67,6 +67,26 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The whole appliance with nothing to set up: an embedded MQTT broker, the simulator
+    /// exporting studies in real time, the daemon, and a subscriber printing each prediction
+    /// beside the truth. Ctrl-C stops it.
+    Demo {
+        #[arg(long, default_value_t = 5)]
+        studies: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Realtime export speed-up (1 = a scanner's pace).
+        #[arg(long, default_value_t = 10.0)]
+        speed: f64,
+        /// Keep the folders (scanner export, state, quarantine, truth) here.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Use this broker (mqtt://host:port) instead of the embedded one.
+        #[arg(long)]
+        broker: Option<String>,
+        #[arg(long, default_value = "models/model-card.json")]
+        card: PathBuf,
+    },
     /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
     Subscribe(SubscribeArgs),
     /// The appliance configuration.
@@ -597,6 +617,9 @@ struct SimulateArgs {
     /// Realtime mode only: divide the export delays by this factor.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// Write the ground truth here instead of OUT/truth.jsonl (when OUT is a watched folder).
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 fn simulate(args: SimulateArgs) -> Result<(), simulate::SimulateError> {
@@ -609,6 +632,7 @@ fn simulate(args: SimulateArgs) -> Result<(), simulate::SimulateError> {
         preview: args.preview,
         speed: args.speed,
         progress: std::io::stderr().is_terminal(),
+        truth: args.truth,
     };
     let summary = simulate::run(&opts)?;
     tracing::info!(
@@ -625,7 +649,13 @@ fn simulate(args: SimulateArgs) -> Result<(), simulate::SimulateError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose, cli.log_format);
+    // The demo tells its story on stdout; the embedded broker logs ordinary disconnects as errors.
+    let quiet = if matches!(cli.command, Command::Demo { .. }) {
+        "warn,rumqttd=off"
+    } else {
+        "info"
+    };
+    logging::init_with(cli.verbose, cli.log_format, quiet);
     let result = match cli.command {
         Command::Simulate(args) => simulate(args).map_err(|e| {
             let code = if e.is_usage() { 2 } else { 1 };
@@ -642,6 +672,27 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Dataset(args) => dataset(args),
         Command::Subscribe(args) => subscribe(args),
+        Command::Demo {
+            studies,
+            seed,
+            speed,
+            keep,
+            broker,
+            card,
+        } => {
+            let opts = ismf::demo::DemoOptions {
+                studies,
+                seed,
+                speed,
+                keep,
+                broker,
+                card,
+            };
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            ismf::demo::run(&opts, stop)
+                .map(|_| ())
+                .map_err(|e| (e.into(), 1))
+        }
         Command::Run { config } => load_config(&config).and_then(|c| {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             ismf::pipeline::run(&c, stop)

@@ -234,3 +234,28 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
     assert!(all, "missing predictions; subscriber saw: {messages:#?}");
     assert_eq!(sigterm(&mut second), Some(0));
 }
+
+#[test]
+fn demo_runs_with_nothing_set_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keep = dir.path().join("demo");
+    let out = ismf()
+        .args(["demo", "--studies", "2", "--speed", "20", "--keep"])
+        .arg(&keep)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("ismf demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 of 2 studies predicted"), "{stdout}");
+    assert!(stdout.contains("NOT FOR DIAGNOSTIC USE"), "{stdout}");
+    assert_eq!(stdout.matches("truth ").count(), 2, "{stdout}");
+    // The kept folders hold the scanner export, the journal and outbox, and the truth.
+    assert!(keep.join("truth.jsonl").is_file());
+    assert!(keep.join("state/outbox.redb").is_file());
+    assert!(!dicom_files(&keep.join("scanner-export")).is_empty());
+}

@@ -49,6 +49,17 @@ pub struct SimulateOptions {
     /// Realtime delays are divided by this.
     pub speed: f64,
     pub progress: bool,
+    /// Where the ground truth goes (default `OUT/truth.jsonl`); elsewhere when OUT is a watched
+    /// export folder, where a non-DICOM file would be quarantined.
+    pub truth: Option<PathBuf>,
+}
+
+impl SimulateOptions {
+    pub fn truth_path(&self) -> PathBuf {
+        self.truth
+            .clone()
+            .unwrap_or_else(|| self.out.join("truth.jsonl"))
+    }
 }
 
 /// Errors of the simulator.
@@ -100,26 +111,31 @@ impl Summary {
     }
 }
 
-/// Creates the output folder and proves it writable by creating `truth.jsonl` in it.
-fn open_output(out: &Path) -> Result<BufWriter<fs::File>, SimulateError> {
+/// Creates the output folder and proves it writable by creating the truth file.
+fn open_output(out: &Path, truth: &Path) -> Result<BufWriter<fs::File>, SimulateError> {
     let unwritable = |source| SimulateError::OutputNotWritable {
         path: out.to_path_buf(),
         source,
     };
     fs::create_dir_all(out).map_err(unwritable)?;
-    let truth = fs::File::create(out.join("truth.jsonl")).map_err(unwritable)?;
+    if let Some(dir) = truth.parent() {
+        fs::create_dir_all(dir).map_err(unwritable)?;
+    }
+    let truth = fs::File::create(truth).map_err(unwritable)?;
     Ok(BufWriter::new(truth))
 }
 
-fn write_truth(w: &mut impl Write, out: &Path, truth: &Truth) -> Result<(), SimulateError> {
-    let path = out.join("truth.jsonl");
+fn write_truth(w: &mut impl Write, path: &Path, truth: &Truth) -> Result<(), SimulateError> {
     let line = serde_json::to_string(truth).map_err(|e| SimulateError::Io {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source: e.into(),
     })?;
     writeln!(w, "{line}")
         .and_then(|_| w.flush())
-        .map_err(|source| SimulateError::Io { path, source })
+        .map_err(|source| SimulateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Runs the simulator.
@@ -148,7 +164,8 @@ pub fn run(opts: &SimulateOptions) -> Result<Summary, SimulateError> {
         }
     }
     let start = Instant::now();
-    let mut truth = open_output(&opts.out)?;
+    let truth_path = opts.truth_path();
+    let mut truth = open_output(&opts.out, &truth_path)?;
     let bar = crate::logging::study_progress("simulating", opts.studies, opts.progress);
     let one = |i: usize, pacing: Option<Pacing>| -> Result<StudyOutput, SimulateError> {
         let study = Study::sample(&opts.study, i);
@@ -166,14 +183,14 @@ pub fn run(opts: &SimulateOptions) -> Result<Summary, SimulateError> {
                 .map(|i| one(i, None))
                 .collect::<Result<_, _>>()?;
             for o in &done {
-                write_truth(&mut truth, &opts.out, &o.truth)?;
+                write_truth(&mut truth, &truth_path, &o.truth)?;
             }
             outputs = done;
         }
         ExportMode::Realtime => {
             for i in 0..opts.studies {
                 let o = one(i, Some(Pacing { speed: opts.speed }))?;
-                write_truth(&mut truth, &opts.out, &o.truth)?;
+                write_truth(&mut truth, &truth_path, &o.truth)?;
                 outputs.push(o);
             }
         }

@@ -26,6 +26,7 @@ pub fn sim(out: &Path, studies: usize, seed: u64) -> SimulateOptions {
         preview: None,
         speed: 25.0,
         progress: false,
+        truth: None,
     }
 }
 

@@ -1,0 +1,287 @@
+//! `ismf demo`: the whole appliance in one command, with nothing to set up — an embedded MQTT
+//! broker (rumqttd) on loopback, the simulator exporting studies in real time into a watched
+//! folder, the daemon ([`crate::pipeline`]) classifying and publishing them, and a reading-room
+//! subscriber printing each prediction beside the simulator's truth.
+
+use crate::config::Config;
+use crate::pipeline::{self, PipelineError};
+use crate::publish::message::Prediction;
+use crate::publish::subscribe::{self, SubscribeOptions};
+use crate::simulate::{self, ExportMode, Layout, SimulateOptions, Study, StudyOptions};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("embedded broker: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Simulate(#[from] simulate::SimulateError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub studies: usize,
+    pub seed: u64,
+    /// Realtime export speed-up (1 = a scanner's pace).
+    pub speed: f64,
+    /// Keep the folders here (default: a temporary folder, removed at the end).
+    pub keep: Option<PathBuf>,
+    /// Use this broker instead of the embedded one.
+    pub broker: Option<String>,
+    /// The model card.
+    pub card: PathBuf,
+}
+
+/// What the demo saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DemoSummary {
+    pub studies: usize,
+    pub predicted: usize,
+    pub correct: usize,
+    pub folder: Option<PathBuf>,
+}
+
+fn free_port() -> Result<u16, DemoError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| DemoError::Broker(format!("no free loopback port: {e}")))
+}
+
+/// Starts rumqttd (MQTT 5 listener) on a loopback port in a background thread.
+fn embedded_broker() -> Result<String, DemoError> {
+    let port = free_port()?;
+    let text = format!(
+        r#"id = 0
+[router]
+id = 0
+max_connections = 100
+max_outgoing_packet_count = 200
+max_segment_size = 10485760
+max_segment_count = 10
+
+[v5.1]
+name = "demo"
+listen = "127.0.0.1:{port}"
+next_connection_delay_ms = 1
+    [v5.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 262144
+    max_inflight_count = 100
+    dynamic_filters = true
+"#
+    );
+    let config: rumqttd::Config =
+        toml::from_str(&text).map_err(|e| DemoError::Broker(e.to_string()))?;
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded broker stopped");
+            }
+        })
+        .map_err(|e| DemoError::Broker(e.to_string()))?;
+    // No readiness probe (rumqttd logs a bare TCP connect as a failed client): the publisher
+    // and the subscriber retry until it listens.
+    Ok(format!("mqtt://127.0.0.1:{port}"))
+}
+
+/// Runs the demo until every study is predicted, or `stop` is set (Ctrl-C).
+pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, DemoError> {
+    let root = match &opts.keep {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("ismf-demo-{}", std::process::id())),
+    };
+    let io = |source| DemoError::Io {
+        path: root.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&root).map_err(io)?;
+    let url = match &opts.broker {
+        Some(u) => u.clone(),
+        None => embedded_broker()?,
+    };
+    let mut config = Config::default_config();
+    config.appliance.id = "demo".into();
+    config.ingest.watch_dir = root.join("scanner-export");
+    config.ingest.state_dir = root.join("state");
+    config.ingest.quarantine_dir = root.join("quarantine");
+    config.ingest.stable_seconds = 3.0;
+    config.ingest.force_after_seconds = 60.0;
+    config.ingest.rescan_seconds = 2.0;
+    config.mqtt.url = url.clone();
+    config.mqtt.heartbeat = 10;
+    config.model.card = opts.card.clone();
+    std::fs::create_dir_all(&config.ingest.watch_dir).map_err(io)?;
+
+    let study_opts = StudyOptions {
+        seed: opts.seed,
+        site: simulate::Site::Internal,
+        classes: simulate::TumourClass::ALL.to_vec(),
+        vendor: None,
+        distractors: Default::default(),
+    };
+    let truth: HashMap<String, String> = (0..opts.studies)
+        .map(|i| {
+            let t = Study::sample(&study_opts, i).truth();
+            (t.study_instance_uid, t.class.code().to_string())
+        })
+        .collect();
+
+    println!("ISMF Edge demo — simulated studies only, NOT FOR DIAGNOSTIC USE");
+    println!(
+        "  broker   {url}{}",
+        if opts.broker.is_none() {
+            " (embedded rumqttd)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  scanner  {} (realtime export, {}× speed)",
+        config.ingest.watch_dir.display(),
+        opts.speed
+    );
+    println!("  studies  {}, one per class in turn\n", opts.studies);
+
+    // The appliance.
+    let appliance = {
+        let config = config.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("appliance".into())
+            .spawn(move || pipeline::run(&config, stop))
+            .map_err(DemoError::Runtime)?
+    };
+    // The scanner.
+    let scanner = {
+        let sim = SimulateOptions {
+            out: config.ingest.watch_dir.clone(),
+            studies: opts.studies,
+            study: study_opts,
+            mode: ExportMode::Realtime,
+            layout: Layout::Flat,
+            preview: None,
+            speed: opts.speed,
+            progress: false,
+            truth: Some(root.join("truth.jsonl")),
+        };
+        std::thread::Builder::new()
+            .name("scanner".into())
+            .spawn(move || simulate::run(&sim))
+            .map_err(DemoError::Runtime)?
+    };
+    // The reading room.
+    let seen = Arc::new(Mutex::new(DemoSummary {
+        studies: opts.studies,
+        ..Default::default()
+    }));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DemoError::Runtime)?;
+    let sub_opts = SubscribeOptions {
+        url,
+        topic_prefix: config.mqtt.topic_prefix.clone(),
+        appliance: Some(config.appliance.id.clone()),
+        client_id: None,
+        username: None,
+        password_file: None,
+        ca_file: None,
+        client_cert_file: None,
+        client_key_file: None,
+        persistent: false,
+    };
+    let started = Instant::now();
+    {
+        let seen = seen.clone();
+        let stop = stop.clone();
+        rt.block_on(async move {
+            let watch_stop = async {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            };
+            let listen = subscribe::run(
+                &sub_opts,
+                |r| {
+                    if r.kind == "event" {
+                        println!("  event: {}", subscribe::render_text(&r));
+                        return true;
+                    }
+                    if r.kind != "prediction" {
+                        return true;
+                    }
+                    let Ok(p) = serde_json::from_value::<Prediction>(r.message) else {
+                        return true;
+                    };
+                    let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    s.predicted += 1;
+                    let want = truth.get(&p.study_instance_uid).map(String::as_str).unwrap_or("?");
+                    let ok = want == p.top_class;
+                    s.correct += usize::from(ok);
+                    let top = serde_json::to_value(p.probabilities)
+                        .ok()
+                        .and_then(|v| v[&p.top_class].as_f64())
+                        .unwrap_or(f64::NAN);
+                    println!(
+                        "  [{:>5.1} s] study {}/{}  truth {want}  predicted {} ({top:.2})  {}  {:.0} ms in the appliance",
+                        started.elapsed().as_secs_f64(),
+                        s.predicted,
+                        s.studies,
+                        p.top_class,
+                        if ok { "✓" } else { "✗" },
+                        p.timings.total_ms
+                    );
+                    s.predicted < s.studies
+                },
+                |e| tracing::debug!(error = %e, "subscriber retrying"),
+            );
+            tokio::select! {
+                _ = listen => {}
+                _ = watch_stop => {}
+            }
+        });
+    }
+    let finished = {
+        let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+        s.predicted >= s.studies
+    };
+    stop.store(true, Ordering::SeqCst);
+    if finished {
+        let _ = scanner.join();
+    }
+    let result = appliance
+        .join()
+        .unwrap_or_else(|_| Ok(pipeline::RunSummary::default()));
+    let mut summary = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    result?;
+    println!(
+        "\n{} of {} studies predicted, {} correct ({:.0} %) — simulator figures, not clinical accuracy.",
+        summary.predicted,
+        summary.studies,
+        summary.correct,
+        100.0 * summary.correct as f64 / summary.predicted.max(1) as f64
+    );
+    if opts.keep.is_some() {
+        println!("Folders kept in {}.", root.display());
+        summary.folder = Some(root);
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(summary)
+}
