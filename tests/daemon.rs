@@ -259,3 +259,58 @@ fn demo_runs_with_nothing_set_up() {
     assert!(keep.join("state/outbox.redb").is_file());
     assert!(!dicom_files(&keep.join("scanner-export")).is_empty());
 }
+
+#[test]
+fn config_print_default_and_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ismf()
+        .args(["config", "print-default"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("print-default");
+    assert!(out.status.success());
+    let default = dir.path().join("default.toml");
+    std::fs::write(&default, &out.stdout).expect("write");
+    let ok = ismf()
+        .args(["config", "check"])
+        .arg(&default)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("check");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout)
+        .replace("keep_alive = 30", "keep_alive = 1")
+        .replace("[model]", "[model]\nbackend = \"cuda\"");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text).expect("write");
+    let refused = ismf()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .expect("check");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("backend"),
+        "{stderr}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout).replace("keep_alive = 30", "keep_alive = 1");
+    std::fs::write(&bad, text).expect("write");
+    let refused = ismf()
+        .args(["config", "check"])
+        .arg(&bad)
+        .current_dir(dir.path())
+        .output()
+        .expect("check");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    // Every problem at once: the keep-alive and the model card missing from this folder.
+    assert!(
+        stderr.contains("keep_alive") && stderr.contains("model.card"),
+        "{stderr}"
+    );
+}
