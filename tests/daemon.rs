@@ -5,6 +5,7 @@ mod common;
 
 use common::broker::{appliance_config, of_kind, Broker, Subscriber};
 use common::{dicom_files, ismf, run_sim, series_with_role, sim};
+use ismf::simulate::{self, ExportMode};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -73,16 +74,21 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
         "the appliance never came online"
     );
 
-    // Three good studies, one missing its axial T2W, and a file that is not DICOM.
+    // ...then a study missing its axial T2W arrives, and a file that is not DICOM.
+    // The scanner exports three studies in real time straight into the watched folder (its
+    // truth goes elsewhere)...
     let staging = dir.path().join("staging");
-    let truth = run_sim(&sim(&staging.join("good"), 3, 71));
+    let incoming = dir.path().join("incoming");
+    let mut realtime = sim(&incoming.join("scanner"), 3, 71);
+    realtime.mode = ExportMode::Realtime;
+    realtime.truth = Some(staging.join("truth.jsonl"));
+    simulate::run(&realtime).expect("realtime export");
+    let truth = common::truth_file(&staging.join("truth.jsonl"));
     let partial = run_sim(&sim(&staging.join("partial"), 1, 72));
     let axial: Vec<String> = series_with_role(&partial[0], "ax_t2w")
         .map(|s| s["series_instance_uid"].as_str().unwrap_or("").to_string())
         .into_iter()
         .collect();
-    let incoming = dir.path().join("incoming");
-    export(&staging.join("good"), &incoming.join("good"), |_| false);
     export(&staging.join("partial"), &incoming.join("partial"), |f| {
         let Ok(obj) = dicom_object::open_file(f) else {
             return false;

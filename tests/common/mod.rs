@@ -38,7 +38,12 @@ pub fn run_sim(opts: &SimulateOptions) -> Vec<serde_json::Value> {
 
 /// The lines of `dir/truth.jsonl`.
 pub fn truth(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("truth.jsonl"))
+    truth_file(&dir.join("truth.jsonl"))
+}
+
+/// The lines of a truth file.
+pub fn truth_file(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("truth line {l}: {e}")))
