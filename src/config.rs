@@ -98,6 +98,21 @@ pub struct ModelSection {
     pub card: PathBuf,
     pub precision: Precision,
     pub threads: usize,
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// tract on the CPU.
+    #[default]
+    Cpu,
+    /// tract's CUDA runtime; refused by builds without it.
+    Cuda,
+    /// CUDA when this build and machine have it, else the CPU (logged).
+    Auto,
 }
 
 /// Broker address parsed from `mqtt.url`.
@@ -323,6 +338,12 @@ impl Config {
                 self.model.threads
             ));
         }
+        if self.model.backend == Backend::Cuda {
+            p.push(
+                "model.backend = \"cuda\": this build has no CUDA backend; use \"cpu\" or \"auto\""
+                    .into(),
+            );
+        }
         if !self.model.card.is_file() {
             p.push(format!(
                 "model.card: {} does not exist",
@@ -387,6 +408,7 @@ mod tests {
             m.insert("client_cert_file".into(), "/nonexistent/cert.pem".into());
             m.insert("keep_alive".into(), 1.into());
             section(t, "appliance").insert("id".into(), "a/b".into());
+            section(t, "model").insert("backend".into(), "cuda".into());
         })
         .expect_err("invalid");
         let text = e.to_string();
@@ -396,6 +418,7 @@ mod tests {
             "/nonexistent/cert.pem does not exist",
             "keep_alive",
             "one topic level",
+            "no CUDA backend",
         ] {
             assert!(text.contains(needle), "missing '{needle}' in {text}");
         }

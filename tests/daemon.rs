@@ -290,7 +290,7 @@ fn config_print_default_and_check() {
     );
     let text = String::from_utf8_lossy(&out.stdout)
         .replace("keep_alive = 30", "keep_alive = 1")
-        .replace("[model]", "[model]\nbackend = \"cuda\"");
+        .replace("[model]", "[model]\nbakend = \"cpu\"");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, text).expect("write");
     let refused = ismf()
