@@ -145,6 +145,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
         .spawn(move || {
             for entry in job_rx {
                 let uid = entry.study_instance_uid.clone();
+                // Header reads happened as the files arrived (minutes apart); what the study
+                // costs here starts with its completeness report.
                 let result = classifier.classify_entry(&entry, 0.0);
                 if done_tx.send((uid, result)).is_err() {
                     return;
@@ -181,7 +183,15 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
                         Ok(_) => {
                             ingest.set_state(&uid, StudyState::Processed, now)?;
                             summary.predicted += 1;
-                            tracing::info!(study = %uid, top = %p.top_class, total_ms = p.timings.total_ms, "study predicted");
+                            let t = &p.timings;
+                            tracing::info!(
+                                study = %uid,
+                                top = %p.top_class,
+                                preprocess_ms = format!("{:.1}", t.preprocess_ms),
+                                inference_ms = format!("{:.1}", t.inference_ms),
+                                total_ms = format!("{:.1}", t.total_ms),
+                                "study predicted"
+                            );
                         }
                         Err(OutboxError::Full { .. }) => {
                             // Stays `complete` in the journal: retried when the outbox has room.
