@@ -481,7 +481,8 @@ fn last_will_says_offline_after_kill_9() {
 fn broker_restart_and_kill_9_lose_no_prediction() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(&dir.path().join("broker"));
-    let count = 40;
+    // 60 at 60 ms: 3.6 s of stream, well past the restart and the kill below.
+    let count = 60;
     let sub_args = ["--persistent", "--client-id", "reading-room-1"];
     let mut sub = subscriber(&broker, &sub_args);
     assert!(sub.wait_for(WAIT, |_| true));
