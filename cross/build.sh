@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the release `ismf` for aarch64-unknown-linux-gnu (Jetson) against an old glibc baseline
+# (default 2.31 = JetPack 5 / Ubuntu 20.04), installing what it needs when missing: the rustup
+# target, the ziglang package from PyPI (zig is the cross C/C++ compiler and links against the
+# chosen glibc's symbol versions), cargo-zigbuild, and binutils for aarch64 (strip, objdump).
+#
+#   bash cross/build.sh            → target/cross/ismf-aarch64 (stripped) + its GLIBC requirement
+#   GLIBC=2.35 bash cross/build.sh (JetPack 6)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GLIBC=${GLIBC:-2.31}
+TARGET=aarch64-unknown-linux-gnu
+bash .ci/install-deps build
+command -v aarch64-linux-gnu-objdump >/dev/null 2>&1 || {
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q binutils-aarch64-linux-gnu
+}
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install -q ziglang
+command -v cargo-zigbuild >/dev/null 2>&1 || cargo install --locked cargo-zigbuild
+cargo zigbuild --release --locked --target "$TARGET.$GLIBC" --bin ismf
+mkdir -p target/cross
+aarch64-linux-gnu-strip -o target/cross/ismf-aarch64 "target/$TARGET/release/ismf"
+need=$(aarch64-linux-gnu-objdump -T target/cross/ismf-aarch64 | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+size=$(stat -c %s target/cross/ismf-aarch64)
+echo "target/cross/ismf-aarch64: $(awk -v s="$size" 'BEGIN {printf "%.1f MB", s / 1e6}') stripped, needs $need (baseline $GLIBC)"
