@@ -20,9 +20,10 @@ command -v aarch64-linux-gnu-objdump >/dev/null 2>&1 || {
 rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
 python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install -q ziglang
 command -v cargo-zigbuild >/dev/null 2>&1 || cargo install --locked cargo-zigbuild
-cargo zigbuild --release --locked --target "$TARGET.$GLIBC" --bin ismf
+# The `jetson` profile (Cargo.toml): release with fat LTO, one codegen unit, no debug info.
+cargo zigbuild --profile jetson --locked --target "$TARGET.$GLIBC" --bin ismf
 mkdir -p target/cross
-aarch64-linux-gnu-strip -o target/cross/ismf-aarch64 "target/$TARGET/release/ismf"
+aarch64-linux-gnu-strip -o target/cross/ismf-aarch64 "target/$TARGET/jetson/ismf"
 need=$(aarch64-linux-gnu-objdump -T target/cross/ismf-aarch64 | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 size=$(stat -c %s target/cross/ismf-aarch64)
 echo "target/cross/ismf-aarch64: $(awk -v s="$size" 'BEGIN {printf "%.1f MB", s / 1e6}') stripped, needs $need (baseline $GLIBC)"
