@@ -7,8 +7,7 @@ use crate::config::Config;
 use crate::pipeline::{self, PipelineError};
 use crate::publish::message::Prediction;
 use crate::publish::subscribe::{self, SubscribeOptions};
-use crate::simulate::{self, ExportMode, Layout, SimulateOptions, Study, StudyOptions};
-use std::collections::HashMap;
+use crate::simulate::{self, ExportMode, Layout, SimulateOptions, StudyOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,12 +134,17 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
         vendor: None,
         distractors: Default::default(),
     };
-    let truth: HashMap<String, String> = (0..opts.studies)
-        .map(|i| {
-            let t = Study::sample(&study_opts, i).truth();
-            (t.study_instance_uid, t.class.code().to_string())
-        })
-        .collect();
+    // The simulator writes each study's truth line before its last file, so it is there when
+    // the prediction arrives.
+    let truth_path = root.join("truth.jsonl");
+    let truth_of = |uid: &str| -> String {
+        crate::eval::read_truth(&root)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(u, _)| u == uid)
+            .map(|(_, class)| crate::model::CLASSES[class].to_string())
+            .unwrap_or_else(|| "?".into())
+    };
 
     println!("ISMF Edge demo — simulated studies only, NOT FOR DIAGNOSTIC USE");
     println!(
@@ -158,13 +162,19 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
     );
     println!("  studies  {}, one per class in turn\n", opts.studies);
 
-    // The appliance.
+    // The appliance; if it stops on its own (a missing model card, say) the demo ends too.
+    let appliance_ended = Arc::new(AtomicBool::new(false));
     let appliance = {
         let config = config.clone();
         let stop = stop.clone();
+        let ended = appliance_ended.clone();
         std::thread::Builder::new()
             .name("appliance".into())
-            .spawn(move || pipeline::run(&config, stop))
+            .spawn(move || {
+                let r = pipeline::run(&config, stop);
+                ended.store(true, Ordering::SeqCst);
+                r
+            })
             .map_err(DemoError::Runtime)?
     };
     // The scanner.
@@ -178,7 +188,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
             preview: None,
             speed: opts.speed,
             progress: false,
-            truth: Some(root.join("truth.jsonl")),
+            truth: Some(truth_path.clone()),
         };
         std::thread::Builder::new()
             .name("scanner".into())
@@ -212,7 +222,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
         let stop = stop.clone();
         rt.block_on(async move {
             let watch_stop = async {
-                while !stop.load(Ordering::SeqCst) {
+                while !stop.load(Ordering::SeqCst) && !appliance_ended.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             };
@@ -231,7 +241,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
                     };
                     let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                     s.predicted += 1;
-                    let want = truth.get(&p.study_instance_uid).map(String::as_str).unwrap_or("?");
+                    let want = truth_of(&p.study_instance_uid);
                     let ok = want == p.top_class;
                     s.correct += usize::from(ok);
                     let top = serde_json::to_value(p.probabilities)
