@@ -47,14 +47,6 @@ pub struct MqttBench {
     pub outbox_pushes_per_second: f64,
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Publishes stand-in predictions through a fresh outbox in `dir` to the broker at `url`.
 pub fn mqtt_publish(
     url: &str,
@@ -83,11 +75,7 @@ pub fn mqtt_publish(
     }
     let outbox_pushes_per_second = n_alone as f64 / t.elapsed().as_secs_f64();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(BenchError::Runtime)?;
+    let rt = crate::publish::edge_runtime().map_err(BenchError::Runtime)?;
     let _enter = rt.enter();
     let outbox = Arc::new(Outbox::open(&dir.join("outbox.redb"), 1_000_000)?);
     let settings = PublisherSettings {
@@ -130,8 +118,8 @@ pub fn mqtt_publish(
         broker: url.to_string(),
         payload_bytes: payload.len(),
         latency_messages,
-        latency_p50_ms: percentile(&latencies, 0.5),
-        latency_p99_ms: percentile(&latencies, 0.99),
+        latency_p50_ms: crate::eval::percentile(&latencies, 50.0),
+        latency_p99_ms: crate::eval::percentile(&latencies, 99.0),
         latency_max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         throughput_messages,
         throughput_per_second,

@@ -201,8 +201,11 @@ pub fn evaluate_dir(
     })
 }
 
-/// Linear-interpolated percentile of sorted values (numpy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// Linear-interpolated percentile (`q` in percent) of sorted values (numpy's default).
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)

@@ -288,10 +288,7 @@ fn load_config(path: &std::path::Path) -> Result<Config, (anyhow::Error, u8)> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, (anyhow::Error, u8)> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    ismf::publish::edge_runtime()
         .map_err(|e| (anyhow::anyhow!("cannot start the async runtime: {e}"), 1))
 }
 

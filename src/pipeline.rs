@@ -77,11 +77,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
             source,
         })?;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(PipelineError::Runtime)?;
+    let rt = crate::publish::edge_runtime().map_err(PipelineError::Runtime)?;
     let _enter = rt.enter();
     // SIGTERM (systemd) and SIGINT (Ctrl-C) ask for a clean stop.
     {

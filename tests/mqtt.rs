@@ -50,11 +50,7 @@ fn fake_prediction(i: usize) -> Prediction {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
+    ismf::publish::edge_runtime().expect("runtime")
 }
 
 /// Run by the tests below as a child process (`kill -9` needs a process of its own): publishes

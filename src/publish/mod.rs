@@ -6,3 +6,12 @@ pub mod message;
 pub mod mqtt;
 pub mod outbox;
 pub mod subscribe;
+
+/// The small tokio runtime the edges share (publisher, subscriber, signals): two workers are
+/// plenty for one broker connection, and the synchronous core keeps the other threads.
+pub fn edge_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
