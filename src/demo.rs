@@ -30,17 +30,25 @@ pub enum DemoError {
     Runtime(std::io::Error),
 }
 
-#[derive(Clone, Debug)]
+/// `ismf demo`'s options (also its command-line arguments).
+#[derive(Clone, Debug, clap::Args)]
 pub struct DemoOptions {
+    #[arg(long, default_value_t = 5)]
     pub studies: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Realtime export speed-up (1 = a scanner's pace).
+    #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
-    /// Keep the folders here (default: a temporary folder, removed at the end).
+    /// Keep the folders (scanner export, state, quarantine, truth) here instead of a temporary
+    /// folder removed at the end.
+    #[arg(long)]
     pub keep: Option<PathBuf>,
-    /// Use this broker instead of the embedded one.
+    /// Use this broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long)]
     pub broker: Option<String>,
     /// The model card.
+    #[arg(long, default_value = "models/model-card.json")]
     pub card: PathBuf,
 }
 

@@ -70,23 +70,7 @@ enum Command {
     /// The whole appliance with nothing to set up: an embedded MQTT broker, the simulator
     /// exporting studies in real time, the daemon, and a subscriber printing each prediction
     /// beside the truth. Ctrl-C stops it.
-    Demo {
-        #[arg(long, default_value_t = 5)]
-        studies: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Realtime export speed-up (1 = a scanner's pace).
-        #[arg(long, default_value_t = 10.0)]
-        speed: f64,
-        /// Keep the folders (scanner export, state, quarantine, truth) here.
-        #[arg(long)]
-        keep: Option<PathBuf>,
-        /// Use this broker (mqtt://host:port) instead of the embedded one.
-        #[arg(long)]
-        broker: Option<String>,
-        #[arg(long, default_value = "models/model-card.json")]
-        card: PathBuf,
-    },
+    Demo(ismf::demo::DemoOptions),
     /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
     Subscribe(SubscribeArgs),
     /// The appliance configuration.
@@ -647,7 +631,7 @@ fn simulate(args: SimulateArgs) -> Result<(), simulate::SimulateError> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo tells its story on stdout; the embedded broker logs ordinary disconnects as errors.
-    let quiet = if matches!(cli.command, Command::Demo { .. }) {
+    let quiet = if matches!(cli.command, Command::Demo(_)) {
         "warn,rumqttd=off"
     } else {
         "info"
@@ -669,22 +653,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Dataset(args) => dataset(args),
         Command::Subscribe(args) => subscribe(args),
-        Command::Demo {
-            studies,
-            seed,
-            speed,
-            keep,
-            broker,
-            card,
-        } => {
-            let opts = ismf::demo::DemoOptions {
-                studies,
-                seed,
-                speed,
-                keep,
-                broker,
-                card,
-            };
+        Command::Demo(opts) => {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             ismf::demo::run(&opts, stop)
                 .map(|_| ())
