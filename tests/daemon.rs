@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::broker::{appliance_config, of_kind, Broker, Subscriber};
+use common::broker::{appliance_config, of_kind, subscriber, Broker};
 use common::{dicom_files, ismf, run_sim, series_with_role, sim};
 use ismf::simulate::{self, ExportMode};
 use std::path::Path;
@@ -55,17 +55,7 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("broker"));
     let config = appliance_config(dir.path(), &broker.url(), "");
-    let sub = Subscriber::start({
-        let mut cmd = ismf();
-        cmd.args([
-            "subscribe",
-            "--broker",
-            &broker.url(),
-            "--appliance",
-            "test-box",
-        ]);
-        cmd
-    });
+    let sub = subscriber(&broker, &["--appliance", "test-box"]);
     let mut appliance = daemon(&config);
     assert!(
         sub.wait_for(WAIT, |m| of_kind(m, "status")
@@ -171,18 +161,16 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(&dir.path().join("broker"));
     let config = appliance_config(dir.path(), &broker.url(), "");
-    let sub = Subscriber::start({
-        let mut cmd = ismf();
-        cmd.args([
-            "subscribe",
-            "--broker",
-            &broker.url(),
+    let sub = subscriber(
+        &broker,
+        &[
             "--appliance",
             "test-box",
-        ]);
-        cmd.args(["--persistent", "--client-id", "reading-room-daemon"]);
-        cmd
-    });
+            "--persistent",
+            "--client-id",
+            "reading-room-daemon",
+        ],
+    );
     let staging = dir.path().join("staging");
     let truth = run_sim(&sim(&staging, 4, 73));
     let uids: Vec<String> = truth
@@ -269,49 +257,43 @@ fn demo_runs_with_nothing_set_up() {
 #[test]
 fn config_print_default_and_check() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = ismf()
         .args(["config", "print-default"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("print-default");
     assert!(out.status.success());
-    let default = dir.path().join("default.toml");
-    std::fs::write(&default, &out.stdout).expect("write");
-    let ok = ismf()
-        .args(["config", "check"])
-        .arg(&default)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("check");
+    let default = String::from_utf8_lossy(&out.stdout).into_owned();
+    // `ismf config check` on `text` written to dir/NAME, from `cwd` (relative paths resolve there).
+    let check = |name: &str, text: &str, cwd: &Path| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        ismf()
+            .args(["config", "check"])
+            .arg(&file)
+            .current_dir(cwd)
+            .output()
+            .expect("check")
+    };
+    let ok = check("default.toml", &default, repo);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let text = String::from_utf8_lossy(&out.stdout)
-        .replace("keep_alive = 30", "keep_alive = 1")
-        .replace("[model]", "[model]\nbakend = \"cpu\"");
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, text).expect("write");
-    let refused = ismf()
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .expect("check");
+    let bad = default.replace("keep_alive = 30", "keep_alive = 1");
+    let refused = check(
+        "bad.toml",
+        &bad.replace("[model]", "[model]\nbakend = \"cpu\""),
+        repo,
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("bad.toml") && stderr.contains("backend"),
         "{stderr}"
     );
-    let text = String::from_utf8_lossy(&out.stdout).replace("keep_alive = 30", "keep_alive = 1");
-    std::fs::write(&bad, text).expect("write");
-    let refused = ismf()
-        .args(["config", "check"])
-        .arg(&bad)
-        .current_dir(dir.path())
-        .output()
-        .expect("check");
+    let refused = check("bad.toml", &bad, dir.path());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     // Every problem at once: the keep-alive and the model card missing from this folder.

@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::broker::{appliance_config, of_kind, Broker, Certs, Subscriber};
+use common::broker::{appliance_config, collect_lines, of_kind, subscriber, Broker, Certs};
 use common::{ismf, run_sim, sim};
 use ismf::config::Config;
-use ismf::publish::message::{Event, EventKind, Prediction};
+use ismf::publish::message::{sample_prediction, Event, EventKind};
 use ismf::publish::mqtt::{Publisher, PublisherSettings};
 use ismf::publish::outbox::{MessageKind, Outbox, OutboxError};
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,15 +38,26 @@ fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &serde_j
     assert!(errors.is_empty(), "{what} invalid: {errors:?}\n{message}");
 }
 
-fn subscriber(broker: &Broker, extra: &[&str]) -> Subscriber {
-    let mut cmd = ismf();
-    cmd.args(["subscribe", "--broker", &broker.url()])
-        .args(extra);
-    Subscriber::start(cmd)
+/// A configuration in `run` that gives up waiting for acknowledgements after 4 s.
+fn short_wait_config(run: &Path, url: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(run).expect("dir");
+    let config = appliance_config(run, url, extra);
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("ack_timeout = 20", "ack_timeout = 4");
+    std::fs::write(&config, text).expect("config");
+    config
 }
 
-fn fake_prediction(i: usize) -> Prediction {
-    ismf::publish::message::sample_prediction(i)
+/// `ismf classify STUDIES --publish --config CONFIG`.
+fn classify_publish(studies: &Path, config: &Path) -> std::process::Output {
+    ismf()
+        .arg("classify")
+        .arg(studies)
+        .args(["--publish", "--config"])
+        .arg(config)
+        .output()
+        .expect("classify")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -81,7 +92,7 @@ fn child_publisher() {
     let publisher =
         Publisher::start(PublisherSettings::from_config(&config, None), outbox).expect("start");
     for i in 0..count {
-        let p = fake_prediction(i);
+        let p = sample_prediction(i);
         publisher
             .submit_json(MessageKind::Prediction, &p, &p.model.sha256)
             .expect("submit");
@@ -133,18 +144,7 @@ fn spawn_child(config: &Path, count: usize, interval_ms: u64) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("child publisher");
-    let stdout = process.stdout.take().expect("stdout");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().expect("lines").push(line);
-        }
-    });
+    let lines = collect_lines(process.stdout.take().expect("stdout"));
     Child { process, lines }
 }
 
@@ -314,20 +314,11 @@ fn mutual_tls_accepts_the_right_client_and_refuses_others() {
     let studies = dir.path().join("studies");
     run_sim(&sim(&studies, 1, 62));
     let publish = |name: &str, extra: String| {
-        let run = dir.path().join(name);
-        std::fs::create_dir_all(&run).expect("dir");
         let extra = format!("ca_file = \"{}\"\n{extra}", certs.ca.display());
-        let config = appliance_config(&run, &broker.url(), &extra);
-        let text = std::fs::read_to_string(&config)
-            .expect("config")
-            .replace("ack_timeout = 20", "ack_timeout = 4");
-        std::fs::write(&config, text).expect("config");
-        ismf()
-            .args(["classify", studies.to_str().expect("utf-8"), "--publish"])
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .expect("classify")
+        classify_publish(
+            &studies,
+            &short_wait_config(&dir.path().join(name), &broker.url(), &extra),
+        )
     };
     let good = publish(
         "good",
@@ -373,19 +364,12 @@ fn mutual_tls_accepts_the_right_client_and_refuses_others() {
     // A CA file that is not a certificate is named in the error.
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "junk").expect("write");
-    let run = dir.path().join("junkca");
-    std::fs::create_dir_all(&run).expect("dir");
-    let config = appliance_config(
-        &run,
+    let config = short_wait_config(
+        &dir.path().join("junkca"),
         &broker.url(),
         &format!("ca_file = \"{}\"", junk.display()),
     );
-    let out = ismf()
-        .args(["classify", studies.to_str().expect("utf-8"), "--publish"])
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("classify");
+    let out = classify_publish(&studies, &config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -410,17 +394,7 @@ fn username_and_password_file_are_used_and_a_refusal_is_explained() {
             "username = \"appliance\"\npassword_file = \"{}\"",
             file.display()
         );
-        let config = appliance_config(&run, &broker.url(), &extra);
-        let text = std::fs::read_to_string(&config)
-            .expect("config")
-            .replace("ack_timeout = 20", "ack_timeout = 4");
-        std::fs::write(&config, text).expect("config");
-        ismf()
-            .args(["classify", studies.to_str().expect("utf-8"), "--publish"])
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .expect("classify")
+        classify_publish(&studies, &short_wait_config(&run, &broker.url(), &extra))
     };
     let good = publish("good", "s3cret");
     assert!(
@@ -492,7 +466,7 @@ fn broker_restart_and_kill_9_lose_no_prediction() {
     std::thread::sleep(Duration::from_millis(700));
     let submitted: BTreeSet<String> = (0..count)
         .filter(|i| child.printed(&format!("submitted {i}")))
-        .map(|i| fake_prediction(i).prediction_id)
+        .map(|i| sample_prediction(i).prediction_id)
         .collect();
     assert!(
         submitted.len() >= 8 && submitted.len() < count,
@@ -558,12 +532,12 @@ fn a_full_outbox_refuses_predictions_keeps_them_and_says_so() {
         Publisher::start(PublisherSettings::from_config(&config, None), outbox).expect("publisher");
     // No broker yet: the outbox fills.
     for i in 0..3 {
-        let p = fake_prediction(i);
+        let p = sample_prediction(i);
         publisher
             .submit_json(MessageKind::Prediction, &p, &p.model.sha256)
             .expect("fits");
     }
-    let p = fake_prediction(3);
+    let p = sample_prediction(3);
     let e = publisher
         .submit_json(MessageKind::Prediction, &p, &p.model.sha256)
         .expect_err("full");

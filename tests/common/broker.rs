@@ -275,7 +275,19 @@ impl Drop for Broker {
 /// `ismf subscribe --json` as a child; every line it prints is kept.
 pub struct Subscriber {
     child: Child,
-    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// Keeps every line a child prints on `stdout`, read on a thread of its own.
+pub fn collect_lines(stdout: std::process::ChildStdout) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    lines
 }
 
 impl Subscriber {
@@ -286,21 +298,18 @@ impl Subscriber {
             .stderr(Stdio::null())
             .spawn()
             .expect("ismf subscribe");
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    sink.lock().expect("lines").push(v);
-                }
-            }
-        });
+        let lines = collect_lines(child.stdout.take().expect("stdout"));
         Subscriber { child, lines }
     }
 
+    /// The JSON lines received so far.
     pub fn messages(&self) -> Vec<serde_json::Value> {
-        self.lines.lock().expect("lines").clone()
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Waits until `done` holds for the messages so far; false on timeout.
@@ -323,6 +332,14 @@ impl Drop for Subscriber {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `ismf subscribe --json` on `broker` for the test appliance, plus `extra` arguments.
+pub fn subscriber(broker: &Broker, extra: &[&str]) -> Subscriber {
+    let mut cmd = super::ismf();
+    cmd.args(["subscribe", "--broker", &broker.url()])
+        .args(extra);
+    Subscriber::start(cmd)
 }
 
 /// Messages of one kind (`status`, `prediction`, `event`).
