@@ -55,9 +55,8 @@ pub fn mqtt_publish(
     dir: &Path,
 ) -> Result<MqttBench, BenchError> {
     use crate::publish::message::sample_prediction;
-    use crate::publish::mqtt::{Publisher, PublisherSettings, Topics};
+    use crate::publish::mqtt::Publisher;
     use crate::publish::outbox::{MessageKind, Outbox, OutboxMessage};
-    use std::sync::Arc;
     use std::time::Duration;
 
     let payload = serde_json::to_string(&sample_prediction(0)).unwrap_or_default();
@@ -77,24 +76,16 @@ pub fn mqtt_publish(
 
     let rt = crate::publish::edge_runtime().map_err(BenchError::Runtime)?;
     let _enter = rt.enter();
-    let outbox = Arc::new(Outbox::open(&dir.join("outbox.redb"), 1_000_000)?);
-    let settings = PublisherSettings {
-        url: url.to_string(),
-        client_id: format!("ismf-bench-{}", std::process::id()),
-        username: None,
-        password_file: None,
-        ca_file: None,
-        client_cert_file: None,
-        client_key_file: None,
-        topics: Topics::new("ismf-bench", "bench"),
-        appliance_id: "bench".into(),
-        keep_alive: Duration::from_secs(30),
-        message_expiry: 60,
-        session_expiry: 60,
-        heartbeat: Duration::from_secs(3600),
-        model: None,
-    };
-    let publisher = Publisher::start(settings, outbox)?;
+    // The appliance's own configuration, pointed at the broker and a fresh state folder.
+    let mut config = crate::config::Config::default_config();
+    config.appliance.id = "bench".into();
+    config.mqtt.client_id = Some(format!("ismf-bench-{}", std::process::id()));
+    config.mqtt.url = url.to_string();
+    config.mqtt.topic_prefix = "ismf-bench".into();
+    config.mqtt.heartbeat = 3600;
+    config.mqtt.outbox_capacity = 1_000_000;
+    config.ingest.state_dir = dir.join("state");
+    let publisher = Publisher::from_config(&config, None)?;
     let timeout = Duration::from_secs(30);
     // Connect first: latency is measured on a live connection.
     publisher.submit_json(MessageKind::Prediction, &sample_prediction(0), "")?;

@@ -8,8 +8,8 @@ use ismf::logging::{self, LogFormat};
 use ismf::model::{Model, Precision};
 use ismf::preprocess::PreprocessParams;
 use ismf::publish::message::ModelInfo;
-use ismf::publish::mqtt::{Publisher, PublisherSettings};
-use ismf::publish::outbox::{MessageKind, Outbox};
+use ismf::publish::mqtt::Publisher;
+use ismf::publish::outbox::MessageKind;
 use ismf::simulate::{
     self, DistractorRates, ExportMode, Layout, Site, StudyOptions, TumourClass, Vendor,
 };
@@ -289,11 +289,8 @@ fn classify(args: ClassifyArgs) -> Result<(), (anyhow::Error, u8)> {
     let publisher = match (&rt, &config) {
         (Some(rt), Some(c)) => {
             let _enter = rt.enter();
-            let outbox = Outbox::open(&c.outbox_path(), c.mqtt.outbox_capacity)
-                .map_err(|e| (e.into(), 1))?;
-            let settings =
-                PublisherSettings::from_config(c, Some(ModelInfo::of(&classifier.model)));
-            Some(Publisher::start(settings, Arc::new(outbox)).map_err(|e| (e.into(), 1))?)
+            let model = Some(ModelInfo::of(&classifier.model));
+            Some(Publisher::from_config(c, model).map_err(|e| (e.into(), 1))?)
         }
         _ => None,
     };

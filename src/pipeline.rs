@@ -18,8 +18,8 @@ use crate::ingest::{Ingest, IngestConfig, IngestError, IngestEvent};
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessParams;
 use crate::publish::message::{Event, EventKind, ModelInfo, Prediction};
-use crate::publish::mqtt::{MqttError, Publisher, PublisherSettings};
-use crate::publish::outbox::{MessageKind, Outbox, OutboxError};
+use crate::publish::mqtt::{MqttError, Publisher};
+use crate::publish::outbox::{MessageKind, OutboxError};
 use crate::series::Rules;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -105,14 +105,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
     let mut classifier = Classifier::new(model, params);
     classifier.appliance_id = config.appliance.id.clone();
     classifier.phi = config.mqtt.phi;
-    let outbox = Arc::new(Outbox::open(
-        &config.outbox_path(),
-        config.mqtt.outbox_capacity,
-    )?);
-    let publisher = Publisher::start(
-        PublisherSettings::from_config(config, Some(model_info.clone())),
-        outbox,
-    )?;
+    let publisher = Publisher::from_config(config, Some(model_info.clone()))?;
 
     let (mut ingest, owed) = Ingest::open(IngestConfig {
         watch_dir: ing.watch_dir.clone(),

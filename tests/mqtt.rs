@@ -87,10 +87,7 @@ fn child_publisher() {
     let config = Config::load(Path::new(&config)).expect("config");
     let rt = runtime();
     let _enter = rt.enter();
-    let outbox =
-        Arc::new(Outbox::open(&config.outbox_path(), config.mqtt.outbox_capacity).expect("outbox"));
-    let publisher =
-        Publisher::start(PublisherSettings::from_config(&config, None), outbox).expect("start");
+    let publisher = Publisher::from_config(&config, None).expect("start");
     for i in 0..count {
         let p = sample_prediction(i);
         publisher

@@ -334,6 +334,16 @@ impl Publisher {
         Ok(Publisher { shared, tasks })
     }
 
+    /// The appliance's publisher: its outbox in `state_dir` (capacity from the config) and the
+    /// connection settings from `[appliance]` and `[mqtt]`.
+    pub fn from_config(config: &Config, model: Option<ModelInfo>) -> Result<Publisher, MqttError> {
+        let outbox = Outbox::open(&config.outbox_path(), config.mqtt.outbox_capacity)?;
+        Publisher::start(
+            PublisherSettings::from_config(config, model),
+            Arc::new(outbox),
+        )
+    }
+
     pub fn topics(&self) -> &Topics {
         &self.shared.settings.topics
     }
