@@ -162,42 +162,10 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
         for event in events.drain(..) {
             handle_event(event, config, &publisher, &mut waiting, &mut summary);
         }
-        // Finished studies: outbox first, then the journal.
         while let Ok((uid, result)) = done_rx.try_recv() {
             in_flight -= 1;
-            let now = now_seconds();
-            match result {
-                Ok(p) => {
-                    match publisher.submit_json(MessageKind::Prediction, &p, &p.model.sha256) {
-                        Ok(_) => {
-                            ingest.set_state(&uid, StudyState::Processed, now)?;
-                            summary.predicted += 1;
-                            let t = &p.timings;
-                            tracing::info!(
-                                study = %uid,
-                                top = %p.top_class,
-                                preprocess_ms = format!("{:.1}", t.preprocess_ms),
-                                inference_ms = format!("{:.1}", t.inference_ms),
-                                total_ms = format!("{:.1}", t.total_ms),
-                                "study predicted"
-                            );
-                        }
-                        Err(OutboxError::Full { .. }) => {
-                            // Stays `complete` in the journal: retried when the outbox has room.
-                            waiting.push_front(uid);
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(study = %uid, error = %e, "study failed");
-                    ingest.set_state(&uid, StudyState::Failed, now)?;
-                    summary.failed += 1;
-                    let mut event =
-                        Event::new(EventKind::Error, &config.appliance.id, e.to_string());
-                    event.study_instance_uid = Some(uid);
-                    let _ = publisher.submit_json(MessageKind::Event, &event, "");
-                }
+            if let Some(uid) = record(uid, result, config, &publisher, &mut ingest, &mut summary)? {
+                waiting.push_front(uid);
             }
         }
         // Intake stops while the outbox is full; an event says so once.
@@ -256,15 +224,8 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
     drop(job_tx);
     let _ = inference.join();
     while let Ok((uid, result)) = done_rx.try_recv() {
-        if let Ok(p) = result {
-            if publisher
-                .submit_json(MessageKind::Prediction, &p, &p.model.sha256)
-                .is_ok()
-            {
-                ingest.set_state(&uid, StudyState::Processed, now_seconds())?;
-                summary.predicted += 1;
-            }
-        }
+        // A study the full outbox refuses now stays `complete` for the next start.
+        record(uid, result, config, &publisher, &mut ingest, &mut summary)?;
     }
     let _ = rt.block_on(publisher.drain(Duration::from_secs(3)));
     rt.block_on(publisher.shutdown(Duration::from_secs(2)));
@@ -276,6 +237,49 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
         "stopped"
     );
     Ok(summary)
+}
+
+/// A finished study: the prediction goes to the outbox first, then the journal says
+/// `processed` (the crash-safe order); a failure is journaled and reported. Returns the study
+/// back when the full outbox refused it (it stays `complete` and is retried).
+fn record(
+    uid: String,
+    result: Result<Prediction, ClassifyError>,
+    config: &Config,
+    publisher: &Publisher,
+    ingest: &mut Ingest,
+    summary: &mut RunSummary,
+) -> Result<Option<String>, PipelineError> {
+    let now = now_seconds();
+    match result {
+        Ok(p) => match publisher.submit_json(MessageKind::Prediction, &p, &p.model.sha256) {
+            Ok(_) => {
+                ingest.set_state(&uid, StudyState::Processed, now)?;
+                summary.predicted += 1;
+                let t = &p.timings;
+                tracing::info!(
+                    study = %uid,
+                    top = %p.top_class,
+                    preprocess_ms = format!("{:.1}", t.preprocess_ms),
+                    inference_ms = format!("{:.1}", t.inference_ms),
+                    total_ms = format!("{:.1}", t.total_ms),
+                    "study predicted"
+                );
+                Ok(None)
+            }
+            Err(OutboxError::Full { .. }) => Ok(Some(uid)),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => {
+            tracing::error!(study = %uid, error = %e, "study failed");
+            ingest.set_state(&uid, StudyState::Failed, now)?;
+            summary.failed += 1;
+            let mut event = Event::new(EventKind::Error, &config.appliance.id, e.to_string());
+            event.study_instance_uid = Some(uid);
+            let _ = publisher.submit_json(MessageKind::Event, &event, "");
+            Ok(None)
+        }
+    }
 }
 
 fn handle_event(
