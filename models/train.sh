@@ -31,9 +31,11 @@ fi
 cargo build --release --bin ismf --example variant_agreement
 ISMF=target/release/ismf
 
+# Data made by another simulator version is regenerated, not reused.
+SIMULATOR_VERSION=$(sed -n 's/^pub const SIMULATOR_VERSION: &str = "\(.*\)";/\1/p' src/simulate/study.rs)
 dataset() { # DIR STUDIES SEED SITE
-    local want="$2 $3 \"$4\""
-    if [ -f "$1/dataset.json" ] && [ "$(python3 -c "import json; d=json.load(open('$1/dataset.json')); print(d['studies'], d['seed'], json.dumps(d['site']))")" = "$want" ]; then
+    local want="$2 $3 \"$4\" $SIMULATOR_VERSION"
+    if [ -f "$1/dataset.json" ] && [ "$(python3 -c "import json; d=json.load(open('$1/dataset.json')); print(d['studies'], d['seed'], json.dumps(d['site']), d.get('simulator_version'))")" = "$want" ]; then
         echo "reusing $1"
     else
         rm -rf "$1"

@@ -471,6 +471,31 @@ impl Draft {
             );
         }
     }
+
+    /// Subacute intratumoural haemorrhage with probability `p`: bright on T1 where cysts are
+    /// dark, and on T2 alike to the cysts schwannomas and ependymomas also carry, so telling
+    /// blood from fluid needs the T1 series. Common in ependymomas (the source of their
+    /// hemosiderin caps), occasional in schwannomas, astrocytomas and haemorrhagic metastases.
+    fn haemorrhage(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        p: f64,
+        main: [f32; 3],
+        r: [f32; 3],
+        within: Compartment,
+    ) {
+        if rng.random_bool(p) {
+            self.features.push("haemorrhage");
+            self.inclusions(
+                rng,
+                main,
+                r,
+                Tissue::Methaemoglobin.id(),
+                (1.5, 4.0),
+                within,
+            );
+        }
+    }
 }
 
 fn tumour_props(
@@ -515,7 +540,7 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
         changes: Vec::new(),
         features: Vec::new(),
     };
-    let (tumour, centre, half_z);
+    let (mut tumour, centre, half_z);
     match class {
         TumourClass::Schwannoma => {
             tumour = tumour_props(
@@ -556,6 +581,7 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
                     Compartment::Canal,
                 );
             }
+            d.haemorrhage(rng, 0.08, c, r, Compartment::Canal);
             let push = (r_perp * 0.9).min(sec.sac_ru.min(sec.sac_rv));
             d.changes.push(SectionChange::DisplaceCord {
                 z: zc,
@@ -697,6 +723,7 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
                     Compartment::Cord,
                 );
             }
+            d.haemorrhage(rng, 0.08, c, r, Compartment::Cord);
             d.blob(c, r, BlobTissue::Tumour { het }, Compartment::Cord)
                 .fuzz = rng.random_range(0.15..0.45);
             if rng.random_bool(0.2) {
@@ -719,6 +746,13 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
             let myxopapillary = spine.region == Region::Lumbar && plan.centre_level >= 18;
             let (c, r, within) = if myxopapillary {
                 d.features.push("myxopapillary");
+                if rng.random_bool(0.6) {
+                    // Mucin shortens T1: myxopapillary tumours are often iso- to hyperintense
+                    // to the cord on T1, where a schwannoma at the same level is hypointense.
+                    d.features.push("mucin");
+                    let lo = rng.random_range(650.0..850.0);
+                    tumour.t1_range = (lo, lo + rng.random_range(50.0..150.0));
+                }
                 let f = rng.random_range(0.6..0.9);
                 (
                     [sec.sac_cu, 0.0, zc],
@@ -759,6 +793,7 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
                     );
                 }
             }
+            d.haemorrhage(rng, 0.35, c, r, within);
             d.blob(c, r, BlobTissue::Tumour { het }, within).fuzz = rng.random_range(0.02..0.15);
             if !myxopapillary && rng.random_bool(0.55) {
                 d.features.push("polar_cysts");
@@ -836,16 +871,18 @@ pub fn place(class: TumourClass, plan: &LevelPlan, spine: &Spine, rng: &mut ChaC
                         rng.random_range(5.0..9.0_f32),
                     );
                     let rs = half_z * rng.random_range(0.6..1.1);
+                    let ce = [
+                        -bsec.canal_ru + 0.6 * ru,
+                        rng.random_range(-3.0..3.0),
+                        body_zc,
+                    ];
                     d.blob(
-                        [
-                            -bsec.canal_ru + 0.6 * ru,
-                            rng.random_range(-3.0..3.0),
-                            body_zc,
-                        ],
+                        ce,
                         [ru, rv, rs],
                         BlobTissue::Tumour { het },
                         Compartment::Canal,
                     );
+                    d.haemorrhage(rng, 0.1, ce, [ru, rv, rs], Compartment::Canal);
                     d.changes.push(SectionChange::CompressSac {
                         z: body_zc,
                         half: rs * 1.3,
@@ -960,6 +997,7 @@ mod tests {
                     Tissue::CystFluid,
                     Tissue::Hemosiderin,
                     Tissue::Calcification,
+                    Tissue::Methaemoglobin,
                 ]
                 .iter()
                 .any(|x| x.id() == t)
@@ -988,6 +1026,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Haemorrhage is drawn at the class's rate and rendered as blood; mucin shortens the T1 of
+    /// lumbar (myxopapillary) ependymomas only.
+    #[test]
+    fn haemorrhage_and_mucin_follow_the_class() {
+        let blood = Tissue::Methaemoglobin.id();
+        let mut count = |class: TumourClass, region: Region| {
+            let (mut bleeds, mut mucin) = (0, 0);
+            for seed in 0..200u64 {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let plan = plan_levels(class, region, 45.0, &mut rng);
+                let shape = PatientShape::sample(&mut rng, 45.0);
+                let spine = Spine::new(region, shape, plan.states.clone());
+                let lesion = place(class, &plan, &spine, &mut rng);
+                let has_blood = lesion
+                    .blobs
+                    .iter()
+                    .any(|b| matches!(b.tissue, BlobTissue::Fixed(t) if t == blood));
+                assert_eq!(has_blood, lesion.features.contains(&"haemorrhage"));
+                bleeds += usize::from(has_blood);
+                if lesion.features.contains(&"mucin") {
+                    mucin += 1;
+                    assert!(lesion.features.contains(&"myxopapillary"));
+                    assert!(lesion.tumour.t1_range.1 < 1000.0);
+                }
+            }
+            (bleeds, mucin)
+        };
+        let (epn, _) = count(TumourClass::Ependymoma, Region::Cervical);
+        let (scn, scn_mucin) = count(TumourClass::Schwannoma, Region::Lumbar);
+        let (mng, _) = count(TumourClass::Meningioma, Region::Thoracic);
+        assert!((45..=95).contains(&epn), "ependymoma haemorrhage {epn}/200");
+        assert!((4..=30).contains(&scn), "schwannoma haemorrhage {scn}/200");
+        assert_eq!((mng, scn_mucin), (0, 0));
+        let (_, myxo_mucin) = count(TumourClass::Ependymoma, Region::Lumbar);
+        assert!(myxo_mucin > 20, "lumbar ependymoma mucin {myxo_mucin}/200");
     }
 
     #[test]

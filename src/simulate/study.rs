@@ -17,7 +17,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
 /// Version of the simulator's models; recorded in the ground truth and the model card.
-pub const SIMULATOR_VERSION: &str = "1";
+pub const SIMULATOR_VERSION: &str = "2";
 
 /// Options that decide what is generated (not how it is written).
 #[derive(Clone, Debug, PartialEq)]

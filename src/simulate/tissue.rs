@@ -45,6 +45,10 @@ pub enum Tissue {
     CystFluid,
     /// Vertebral haemangioma: fatty stroma and slow-flowing blood; bright on T1 and T2.
     Hemangioma,
+    /// Subacute intratumoural haemorrhage (extracellular methaemoglobin): short T1 and long T2,
+    /// so bright on T1 where a cyst is dark, while on T2 the two look alike. Textbook values
+    /// (DOMAIN.md gives none): T1 ≈ 350 / 420 ms, T2 ≈ 180 / 160 ms at 1.5 / 3 T.
+    Methaemoglobin,
     /// First of the [`TUMOUR_BINS`] tumour sub-tissues.
     Tumour,
 }
@@ -244,6 +248,14 @@ impl TissueTable {
         );
         entries[Tissue::Hemangioma as usize] =
             r(0.95, 0.6, by_field(f, 1200.0, 1400.0), 180.0, 1.6, 0.0015);
+        entries[Tissue::Methaemoglobin as usize] = r(
+            0.9,
+            0.0,
+            by_field(f, 350.0, 420.0),
+            by_field(f, 180.0, 160.0),
+            0.8,
+            0.0,
+        );
         let t1_scale = by_field(f, 1.0, 1.2);
         for bin in 0..TUMOUR_BINS {
             let t = (bin as f32 + 0.5) / TUMOUR_BINS as f32;
@@ -378,6 +390,12 @@ mod tests {
             assert!(s(&t1w, Tissue::Fat) > s(&t1w, Tissue::Muscle));
             assert!(s(&t1w, Tissue::MarrowMet) < s(&t1w, Tissue::Marrow));
             assert!(s(&t2w, Tissue::Hemosiderin) < 0.1 * s(&t2w, Tissue::Cord));
+            // Subacute blood: bright on T1 where fluid is dark, and like fluid on T2.
+            assert!(s(&t1w, Tissue::Methaemoglobin) > 3.0 * s(&t1w, Tissue::CystFluid));
+            assert!(s(&t1w, Tissue::Methaemoglobin) > s(&t1w, Tissue::Cord));
+            let (blood, fluid) = (s(&t2w, Tissue::Methaemoglobin), s(&t2w, Tissue::CystFluid));
+            assert!((blood / fluid - 1.0).abs() < 0.35, "{blood} vs {fluid}");
+            assert!(blood > 2.0 * s(&t2w, Tissue::Cord));
         }
     }
 
