@@ -73,7 +73,7 @@ def card(variants):
     return {
         "schema_version": 1,
         "name": "ismf-net-sim",
-        "version": "1.1.0",
+        "version": "1.2.0",
         "notice": NOTICE,
         "intended_use": ("Reference model for the ISMF Edge appliance: exercises the pipeline from DICOM to "
                          "prediction and shows the card contract that real ISMF-Net weights must honour. "
@@ -89,7 +89,9 @@ def card(variants):
                         "stages 16-32-64-128-128, global mean and max pool, linear to 128) for each of the four "
                         "sequences, an MLP clinical encoder, 2 pre-norm transformer layers (dim 128, 4 heads) "
                         "over the five tokens (modality dropout 0.15 in training), mean pool, LayerNorm + linear "
-                        "head, plus a linear map of the clinical vector added to the logits, softmax"),
+                        "head, plus a linear map of the clinical vector added to the logits, softmax; training "
+                        "adds a linear head per sequence token with its own loss (weight 1.0 on their mean), not "
+                        "part of the exported graph"),
             "parameters": full["parameters"], "macs": full["macs"], "opset": export["opset"],
             "onnx_ops": {"f32": export["f32"]["ops"], "int8": export["int8"]["ops"]},
             "int8": ("onnxruntime quantize_static, QOperator, Conv and MatMul only (QLinearConv, QLinearMatMul), "

@@ -96,11 +96,22 @@ class IsmfNet(nn.Module):
         # through the attention alone model version 1.0.0 learnt nothing from them (a product of the
         # image-only and clinical-only models beat it).
         self.clinical_logits = nn.Linear(CLINICAL, len(CLASSES)) if use_clinical else None
+        # Training-only heads, one per sequence token (model 1.2.0). Trained jointly, the fusion
+        # model leant on the easiest sequences and under-trained the other encoders ("modality
+        # competition"): with simulator 2 it reached 78.1 / 74.2 % (internal / external test)
+        # where a plain ensemble of the four separately trained single-sequence models reached
+        # 82.9 / 80.7 %. A loss on each encoder's own prediction keeps every encoder
+        # discriminative; the heads are not part of the exported graph.
+        self.aux_heads = (nn.ModuleDict({k: nn.Linear(dim, len(CLASSES)) for k in self.use_sequences})
+                          if len(self.use_sequences) > 1 else None)
 
-    def forward(self, sag_t1w, sag_t2w, sag_t2fs, ax_t2w, clinical):
-        """Logits (batch, 5); the exported graph appends a softmax."""
+    def forward(self, sag_t1w, sag_t2w, sag_t2fs, ax_t2w, clinical, with_aux: bool = False):
+        """Logits (batch, 5); the exported graph appends a softmax. `with_aux` (training) also
+        returns each sequence head's logits."""
         inputs = {"sag_t1w": sag_t1w, "sag_t2w": sag_t2w, "sag_t2fs": sag_t2fs, "ax_t2w": ax_t2w}
         tokens = [self.encoders[k](inputs[k]) for k in self.use_sequences]
+        aux = ([self.aux_heads[k](t) for k, t in zip(self.use_sequences, tokens)]
+               if with_aux and self.aux_heads is not None else [])
         if self.use_clinical:
             tokens.append(self.clinical(clinical))
         x = torch.stack(tokens, 1)
@@ -113,7 +124,7 @@ class IsmfNet(nn.Module):
         logits = self.head(x.mean(1))
         if self.clinical_logits is not None:
             logits = logits + self.clinical_logits(clinical)
-        return logits
+        return (logits, aux) if with_aux else logits
 
 
 class Exported(nn.Module):

@@ -118,6 +118,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sequences", default=",".join(SEQUENCES))
     ap.add_argument("--no-clinical", action="store_true")
+    ap.add_argument("--aux-weight", type=float, default=1.0,
+                    help="weight of the per-sequence heads' mean loss (multi-sequence models only)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--amp", choices=["bf16", "none"], default="bf16",
                     help="bfloat16 autocast for training steps (2x faster on CPUs with AVX512-BF16; "
@@ -140,7 +142,8 @@ def main():
     with open(os.path.join(os.path.dirname(os.path.abspath(args.out)), "splits.json"), "w") as f:
         json.dump({k: v.tolist() for k, v in parts.items()}, f)
     model = IsmfNet(use_sequences=sequences, use_clinical=not args.no_clinical).to(device)
-    params = sum(p.numel() for p in model.parameters())
+    # What ships: the training-only per-sequence heads are not in the exported graph.
+    params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("aux_heads."))
     steps = args.epochs * ((len(train) + args.batch - 1) // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.15)
@@ -154,9 +157,13 @@ def main():
         for i in range(0, len(train), args.batch):
             idx = np.sort(train[i:i + args.batch])
             xs = to(augment(batch(arrays, idx, sequences), rng, sequences), device)
+            y = torch.from_numpy(labels[idx]).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
-                logits = model(**xs)
-            loss = loss_fn(logits.float(), torch.from_numpy(labels[idx]).to(device))
+                logits, aux = model(**xs, with_aux=True)
+            loss = loss_fn(logits.float(), y)
+            if aux:
+                # Each sequence head's loss, averaged, beside the fused loss (see IsmfNet.aux_heads).
+                loss = loss + args.aux_weight * sum(loss_fn(a.float(), y) for a in aux) / len(aux)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -176,7 +183,7 @@ def main():
     ext_arrays, ext_labels = load(args.external)  # read last: it may still be being written
     result = {
         "sequences": list(sequences), "clinical": not args.no_clinical, "parameters": params,
-        "macs": count_macs(model), "epochs": args.epochs, "amp": args.amp, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "macs": count_macs(model), "epochs": args.epochs, "aux_weight": args.aux_weight, "amp": args.amp, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "train_seconds": round(time.time() - started, 1), "torch_threads": args.threads,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "split": {k: int(len(v)) for k, v in parts.items()} | {"external_test": int(len(ext_labels))},
