@@ -18,7 +18,7 @@ use ismf::simulate::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// One DICOM file as the tests see it.
 #[derive(Debug)]
@@ -414,7 +414,13 @@ fn written_images_show_the_physics() {
             vendor: Some(vendor),
             distractors: "none".parse::<DistractorRates>().unwrap_or_default(),
         };
-        for i in 0..2 {
+        // Two studies per site and vendor whose mid-sagittal slices show every tissue compared
+        // (an expanded cord can fill the canal and leave no pure CSF voxel there).
+        let mut here = 0;
+        for i in 0..6 {
+            if here == 2 {
+                break;
+            }
             let study = Study::sample(&opts, i);
             let images = write_and_read(&study, root.path());
             let mid = |r: SeriesRole| {
@@ -436,6 +442,13 @@ fn written_images_show_the_physics() {
                 m(SeriesRole::SagT2fs),
             );
             let ctx = format!("{site:?} {vendor:?} study {i}");
+            let tissues = [Tissue::Csf, Tissue::Cord, Tissue::Fat, Tissue::Muscle];
+            if [&t1, &t2, &fs]
+                .iter()
+                .any(|m| tissues.iter().any(|t| !m.contains_key(&id(*t))))
+            {
+                continue;
+            }
             assert!(
                 t1[&id(Tissue::Csf)] < t1[&id(Tissue::Cord)],
                 "{ctx}: CSF darker than cord on T1W: {t1:?}"
@@ -460,6 +473,7 @@ fn written_images_show_the_physics() {
                 "{ctx}: fat dark on T2FS ({ratio_fs:.2} vs {ratio_t2:.2})"
             );
             compared += 1;
+            here += 1;
         }
     }
     assert_eq!(compared, 8);
@@ -635,10 +649,7 @@ fn realtime_export_matches_instant() {
 }
 
 fn ismf(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ismf"))
-        .args(args)
-        .output()
-        .expect("ismf runs")
+    common::ismf().args(args).output().expect("ismf runs")
 }
 
 #[test]

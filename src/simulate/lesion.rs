@@ -1033,7 +1033,7 @@ mod tests {
     #[test]
     fn haemorrhage_and_mucin_follow_the_class() {
         let blood = Tissue::Methaemoglobin.id();
-        let mut count = |class: TumourClass, region: Region| {
+        let count = |class: TumourClass, region: Region| {
             let (mut bleeds, mut mucin) = (0, 0);
             for seed in 0..200u64 {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
