@@ -6,22 +6,15 @@
 #
 #   bash cross/build.sh            → target/cross/ismf-aarch64 (stripped) + its GLIBC requirement
 #   GLIBC=2.35 bash cross/build.sh (JetPack 6)
+#   FEATURES=cuda GLIBC=2.35 bash cross/build.sh (JetPack 6 with tract's CUDA backend)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GLIBC=${GLIBC:-2.31}
 TARGET=aarch64-unknown-linux-gnu
 bash .ci/install-deps build
-command -v aarch64-linux-gnu-objdump >/dev/null 2>&1 || {
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q binutils-aarch64-linux-gnu
-}
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
-python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install -q ziglang
-command -v cargo-zigbuild >/dev/null 2>&1 || cargo install --locked cargo-zigbuild
+bash cross/install-deps build
 # The `jetson` profile (Cargo.toml): release with fat LTO, one codegen unit, no debug info.
-cargo zigbuild --profile jetson --locked --target "$TARGET.$GLIBC" --bin ismf
+cargo zigbuild --profile jetson --locked --target "$TARGET.$GLIBC" --bin ismf ${FEATURES:+--features "$FEATURES"}
 mkdir -p target/cross
 aarch64-linux-gnu-strip -o target/cross/ismf-aarch64 "target/$TARGET/jetson/ismf"
 need=$(aarch64-linux-gnu-objdump -T target/cross/ismf-aarch64 | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)

@@ -132,7 +132,7 @@ impl Child {
 }
 
 fn spawn_child(config: &Path, count: usize, interval_ms: u64) -> Child {
-    let mut process = Command::new(std::env::current_exe().expect("test binary"))
+    let mut process = common::target_command(std::env::current_exe().expect("test binary"))
         .args(["child_publisher", "--exact", "--ignored", "--nocapture"])
         .env("ISMF_TEST_CONFIG", config)
         .env("ISMF_TEST_COUNT", count.to_string())

@@ -247,7 +247,7 @@ fn decode_cli_writes_npy_and_names_bad_files() {
     let dir = tempfile::tempdir().expect("dir");
     let src = PathBuf::from(PYDICOM_FILES).join("MR_small_RLE.dcm");
     let npy = dir.path().join("out.npy");
-    let out = Command::new(env!("CARGO_BIN_EXE_ismf"))
+    let out = common::ismf()
         .arg("decode")
         .arg(&src)
         .arg("--npy")
@@ -274,7 +274,7 @@ fn decode_cli_writes_npy_and_names_bad_files() {
     );
     let bad = dir.path().join("bad.dcm");
     std::fs::write(&bad, b"DICM but not really").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ismf"))
+    let out = common::ismf()
         .arg("decode")
         .arg(&bad)
         .arg("--npy")

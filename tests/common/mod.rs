@@ -5,6 +5,7 @@
 pub mod broker;
 
 use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -92,6 +93,19 @@ pub fn python() -> Command {
     Command::new(py)
 }
 
+/// The Python with onnxruntime and numpy that `.ci/install-deps test` puts in `tests/.venv`
+/// (`ISMF_PEER_PYTHON` overrides): the reference runtime the exported graphs are checked with.
+pub fn onnxruntime_python() -> Command {
+    let py = std::env::var("ISMF_PEER_PYTHON")
+        .unwrap_or_else(|_| format!("{}/tests/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let ok = Command::new(&py)
+        .args(["-c", "import onnxruntime, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{py} cannot import onnxruntime and numpy: run the README test command (it makes tests/.venv)");
+    Command::new(py)
+}
+
 /// Writes a copy of `src` to `dst` after `edit` changed its data set; returns `dst`.
 pub fn rewrite(
     src: &Path,
@@ -130,9 +144,40 @@ pub fn claim_size(
     ));
 }
 
+/// A program built for the target under test: run directly, or through the emulator in
+/// `ISMF_TARGET_RUNNER` when the tests were cross-compiled (`cross/test.sh` sets it to qemu).
+/// Cargo's runner starts the test binaries only, not the programs they spawn.
+pub fn target_command(program: impl AsRef<OsStr>) -> Command {
+    let runner = std::env::var("ISMF_TARGET_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(emulator) => {
+            let mut command = Command::new(emulator);
+            command.args(words).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Whether the tests run under an emulator (`cross/test.sh`: aarch64 under QEMU).
+pub fn emulated() -> bool {
+    std::env::var("ISMF_TARGET_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+}
+
+/// A workload size: `native`, or `emulated` under QEMU (30–100× slower), where a test keeps
+/// its coverage (every vendor, every class, …) with fewer repetitions of it.
+pub fn scaled(native: usize, emulated: usize) -> usize {
+    if self::emulated() {
+        emulated
+    } else {
+        native
+    }
+}
+
 /// The `ismf` binary under test.
 pub fn ismf() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ismf"))
+    target_command(env!("CARGO_BIN_EXE_ismf"))
 }
 
 /// The committed model card.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The aarch64 (Jetson) build proven under QEMU user-mode emulation:
+#   1. the whole test suite, cross-compiled against the glibc baseline and run under
+#      qemu-aarch64 (the runner is in .cargo/config.toml; tests wrap what they spawn through
+#      ISMF_TARGET_RUNNER), with mosquitto, dcmtk and pydicom running natively beside it;
+#   2. the binary's glibc requirement checked against the baseline;
+#   3. the same simulator studies classified by the x86-64 and the aarch64 build: same class,
+#      probabilities within 1e-4 (f32);
+#   4. the f16 path on QEMU's `-cpu max` (it has fp16 arithmetic, as Jetson Orin's cores do)
+#      against f32: same class, probabilities within 1e-2.
+# QEMU is ~100x slower than native: this proves correctness, never speed.
+#
+#   bash cross/test.sh [extra cargo test arguments, e.g. a test name filter]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GLIBC=${GLIBC:-2.31}
+TARGET=aarch64-unknown-linux-gnu
+STUDIES=${CROSS_STUDIES:-4}
+bash .ci/install-deps test
+bash cross/install-deps test
+# tract picks kernels by CPU kind; under QEMU there is no real core to detect, so pin it as
+# tract's own CI does (a55: the NEON, dot-product and fp16 kernels).
+export TRACT_CPU_AARCH64_KIND=${TRACT_CPU_AARCH64_KIND:-a55}
+export ISMF_TARGET_RUNNER="qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gnu"
+cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --no-run
+arm=target/$TARGET/debug/ismf
+
+need=$(aarch64-linux-gnu-objdump -T "$arm" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+if [ "$(printf '%s\n' "GLIBC_$GLIBC" "$need" | sort -V | tail -1)" != "GLIBC_$GLIBC" ]; then
+    echo "cross/test.sh: $arm needs $need, newer than the baseline GLIBC_$GLIBC" >&2
+    exit 1
+fi
+echo "cross/test.sh: $arm needs $need (baseline GLIBC_$GLIBC)"
+
+started=$(date +%s)
+cargo-zigbuild test --locked --target "$TARGET.$GLIBC" "$@"
+echo "cross/test.sh: test suite under QEMU took $(($(date +%s) - started)) s"
+
+# The same studies through both builds.
+cargo build --locked --bin ismf
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+target/debug/ismf simulate --out "$work/studies" --studies "$STUDIES" --seed 8 >/dev/null
+target/debug/ismf classify --json "$work/studies" >"$work/x86_64-f32.jsonl"
+$ISMF_TARGET_RUNNER "$arm" classify --json "$work/studies" >"$work/aarch64-f32.jsonl"
+$ISMF_TARGET_RUNNER "$arm" classify --json --precision f16 "$work/studies" >"$work/aarch64-f16.jsonl"
+python3 cross/compare_predictions.py "$work/x86_64-f32.jsonl" "$work/aarch64-f32.jsonl" 1e-4
+python3 cross/compare_predictions.py "$work/aarch64-f32.jsonl" "$work/aarch64-f16.jsonl" 1e-2
