@@ -122,6 +122,8 @@ pub fn mqtt_publish(
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelLatency {
     pub precision: String,
+    /// `cpu` or `cuda`.
+    pub backend: String,
     pub threads: usize,
     pub runs: usize,
     pub median_ms: f64,
@@ -240,6 +242,7 @@ pub fn model_latency(
     Ok(ModelLatency {
         by_precision: [(format!("tract_{precision}_ms"), at(0.5))].into(),
         precision,
+        backend: model.backend().to_string(),
         threads,
         runs,
         median_ms: at(0.5),

@@ -18,7 +18,7 @@
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
-//! | [`model`] | the model card check and ISMF-Net on tract (f32 / int8 / f16) |
+//! | [`model`] | the model card check, ISMF-Net on tract (f32 / int8 / f16, CPU or CUDA), ONNX export |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
 //! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
 //! | [`demo`] | `ismf demo`: embedded broker + realtime simulator + appliance + subscriber |
@@ -53,3 +53,8 @@ pub mod preprocess;
 pub mod publish;
 pub mod series;
 pub mod simulate;
+
+// tract finds its CUDA runtime through a link-time registry: the crate must be linked in even
+// though nothing calls it by name.
+#[cfg(feature = "cuda")]
+use tract_cuda as _;

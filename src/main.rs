@@ -19,6 +19,27 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `println!` for results on stdout. When the reader has gone (`ismf classify --json | head`)
+/// the process ends quietly with success, as Unix tools do, instead of panicking; anything
+/// submitted for publishing is already in the durable outbox.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("ismf: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// mimalloc with a ceiling on single allocations; why both, in `ismf::alloc`.
 #[global_allocator]
 static ALLOCATOR: ismf::alloc::BoundedAllocator = ismf::alloc::BoundedAllocator;
@@ -71,6 +92,17 @@ enum Command {
     /// exporting studies in real time, the daemon, and a subscriber printing each prediction
     /// beside the truth. Ctrl-C stops it.
     Demo(ismf::demo::DemoOptions),
+    /// The ONNX-export bridge: write the graph the appliance runs as fp32 and fp16 ONNX (static
+    /// shapes, batch norm folded, the card's input names; float32 inputs and outputs) with a
+    /// contract.json, for TensorRT (`trtexec --onnx`) or onnxruntime-gpu.
+    ExportOnnx {
+        /// The model card whose f32 file is exported (checked against its sha256 first).
+        #[arg(long, default_value = "models/model-card.json")]
+        card: PathBuf,
+        /// Output folder (created when missing; existing files of the same names are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
     Subscribe(SubscribeArgs),
     /// The appliance configuration.
@@ -99,6 +131,10 @@ struct ModelArgs {
     /// Threads for tract's matrix products.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Where tract runs the model: cpu, cuda (a build with `--features cuda` and a usable CUDA
+    /// installation; fails naming what is missing), or auto (CUDA when usable, else the CPU).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: ismf::model::Backend,
 }
 
 impl ModelArgs {
@@ -107,8 +143,13 @@ impl ModelArgs {
             return Err((anyhow::anyhow!("--threads must be at least 1"), 2));
         }
         ismf::model::set_threads(self.threads);
-        Model::load(&self.card, self.precision, &PreprocessParams::default())
-            .map_err(|e| (e.into(), 1))
+        Model::load_on(
+            &self.card,
+            self.precision,
+            &PreprocessParams::default(),
+            self.backend,
+        )
+        .map_err(|e| (e.into(), 1))
     }
 }
 
@@ -300,9 +341,9 @@ fn classify(args: ClassifyArgs) -> Result<(), (anyhow::Error, u8)> {
         .classify_dir_each(&args.study_dir, |study| match study {
             Ok(p) => {
                 if args.json {
-                    println!("{}", serde_json::to_string(&p).unwrap_or_default());
+                    say!("{}", serde_json::to_string(&p).unwrap_or_default());
                 } else {
-                    println!("{}", ismf::classify::render_text(&p));
+                    say!("{}", ismf::classify::render_text(&p));
                 }
                 if let Some(publisher) = &publisher {
                     if let Err(e) =
@@ -394,7 +435,7 @@ fn config_command(command: ConfigCommand) -> Result<(), (anyhow::Error, u8)> {
         }
         ConfigCommand::Check { file } => {
             load_config(&file)?;
-            println!("{}: ok", file.display());
+            say!("{}: ok", file.display());
             Ok(())
         }
     }
@@ -405,23 +446,27 @@ fn eval(args: EvalArgs) -> Result<(), (anyhow::Error, u8)> {
     let report = ismf::eval::evaluate_dir(&classifier, &args.dir, std::io::stderr().is_terminal())
         .map_err(|e| (e.into(), 1))?;
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        say!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         let s = &report.scores;
-        println!(
+        say!(
             "{} studies ({} precision): micro-accuracy {:.3} (95 % CI {:.3}-{:.3}); simulated studies, not clinical accuracy",
             s.n, report.precision, s.micro_accuracy, s.ci95[0], s.ci95[1]
         );
-        println!("class  precision recall f1    support");
+        say!("class  precision recall f1    support");
         for (i, c) in ismf::model::CLASSES.iter().enumerate() {
             let k = &s.per_class[*c];
-            println!(
+            say!(
                 "{c:<6} {:.3}     {:.3}  {:.3} {:>4}   confusion {:?}",
-                k.precision, k.recall, k.f1, k.support, s.confusion[i]
+                k.precision,
+                k.recall,
+                k.f1,
+                k.support,
+                s.confusion[i]
             );
         }
         for f in &report.failed {
-            println!("not classified: {}: {}", f.study_instance_uid, f.reason);
+            say!("not classified: {}: {}", f.study_instance_uid, f.reason);
         }
     }
     Ok(())
@@ -439,7 +484,7 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         if args.profile {
             let nodes = bench::model_profile(&model, args.runs).map_err(|e| (e.into(), 1))?;
             if args.json {
-                println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
+                say!("{}", serde_json::to_string(&nodes).unwrap_or_default());
             } else {
                 print!("{}", bench::render_profile(&nodes));
             }
@@ -448,11 +493,12 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         let r = bench::model_latency(&model, args.model.threads, args.runs, load_ms)
             .map_err(|e| (e.into(), 1))?;
         if args.json {
-            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            say!("{}", serde_json::to_string(&r).unwrap_or_default());
         } else {
-            println!(
-                "tract {} threads {}: median {:.2} ms, p90 {:.2} ms over {} runs; load {:.0} ms; peak RSS {:.0} MiB",
+            say!(
+                "tract {} on {} threads {}: median {:.2} ms, p90 {:.2} ms over {} runs; load {:.0} ms; peak RSS {:.0} MiB",
                 model.precision(),
+                model.backend(),
                 args.model.threads,
                 r.median_ms,
                 r.p90_ms,
@@ -467,9 +513,9 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         BenchCommand::Preprocess { dir, repeat } => {
             let runs = bench::preprocess_runs(&dir, repeat).map_err(|e| (e.into(), 1))?;
             for r in &runs {
-                println!("{r:.4}");
+                say!("{r:.4}");
             }
-            println!(
+            say!(
                 "peak_rss_mib {:.1}",
                 bench::peak_rss_mib().unwrap_or(f64::NAN)
             );
@@ -485,9 +531,9 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
             let _ = std::fs::remove_dir_all(&dir);
             let r = r.map_err(|e| (e.into(), 1))?;
             if json {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                say!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
-                println!(
+                say!(
                     "payload {} B | submit→PUBACK over {} messages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | back to back: {:.0} messages/s over {} | outbox alone: {:.0} commits/s",
                     r.payload_bytes,
                     r.latency_messages,
@@ -502,7 +548,7 @@ fn bench(args: BenchArgs) -> Result<(), (anyhow::Error, u8)> {
         }
         BenchCommand::Headers { dir } => {
             let (secs, n) = bench::header_scan(&dir).map_err(|e| (e.into(), 1))?;
-            println!(
+            say!(
                 "files {n} seconds {secs:.3} files_per_second {:.0}",
                 n as f64 / secs.max(1e-9)
             );
@@ -532,7 +578,7 @@ fn inspect(path: PathBuf, json: bool) -> Result<(), (anyhow::Error, u8)> {
         .map_err(|e| (e.into(), 2))?;
     if json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| (e.into(), 1))?;
-        println!("{text}");
+        say!("{text}");
     } else {
         print!("{}", ismf::inspect::render_text(&report));
     }
@@ -663,6 +709,14 @@ fn main() -> ExitCode {
                 .map_err(|e| (e.into(), 1))
         }),
         Command::Config(command) => config_command(command),
+        Command::ExportOnnx { card, out } => ismf::model::export_onnx(&card, &out)
+            .map(|export| {
+                for f in &export.files {
+                    say!("{} {} sha256 {}", f.precision, f.path.display(), f.sha256);
+                }
+                say!("contract {}", export.contract.display());
+            })
+            .map_err(|e| (e.into(), 1)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -95,12 +95,15 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
             stop.store(true, Ordering::SeqCst);
         });
     }
-    if config.model.backend == crate::config::Backend::Auto {
-        tracing::info!("model.backend = auto: this build has no CUDA backend; running on the CPU");
-    }
     crate::model::set_threads(config.model.threads);
     let params = PreprocessParams::default();
-    let model = Model::load(&config.model.card, config.model.precision, &params)?;
+    let model = Model::load_on(
+        &config.model.card,
+        config.model.precision,
+        &params,
+        config.model.backend,
+    )?;
+    tracing::info!(backend = %model.backend(), "model loaded");
     let model_info = ModelInfo::of(&model);
     let mut classifier = Classifier::new(model, params);
     classifier.appliance_id = config.appliance.id.clone();

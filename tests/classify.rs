@@ -7,8 +7,9 @@ use common::{card_copy, ismf, model_card, run_sim, series_with_role, sim};
 use ismf::model::{Model, ModelError, Precision};
 use ismf::preprocess::PreprocessParams;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 /// `ismf ARGS… --card CARD`.
 fn run(card: &Path, args: &[&str]) -> Output {
@@ -83,6 +84,70 @@ fn classify_prints_the_published_message_deterministically() {
     let text = run(&card, &["classify", d]);
     let text_out = String::from_utf8_lossy(&text.stdout);
     assert!(text_out.contains("prediction:") && text_out.contains("NOT FOR DIAGNOSTIC USE"));
+    // A reader that leaves after the first line (`| head -1`) ends the run quietly.
+    let mut child = ismf()
+        .args(["classify", d, "--json", "--card"])
+        .arg(&card)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ismf runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    assert!(line.contains("prediction_id"), "{line}");
+    let closed = child.wait_with_output().expect("ismf ends");
+    assert!(
+        closed.status.success() && !stderr(&closed).contains("panicked"),
+        "{:?}: {}",
+        closed.status,
+        stderr(&closed)
+    );
+    backends_fail_clearly_or_agree(&card, d, &first);
+}
+
+/// `--backend cuda` either runs (a CUDA build on a GPU machine) and agrees with the CPU, or
+/// fails naming what is missing; `--backend auto` always classifies, on the CPU when it must.
+fn backends_fail_clearly_or_agree(card: &Path, dir: &str, cpu: &[Value]) {
+    let agree = |out: &Output, tolerance: f64| {
+        for (a, b) in cpu.iter().zip(json_lines(out)) {
+            assert_eq!(a["top_class"], b["top_class"]);
+            for class in ["SCN", "MNG", "AST", "EPN", "MET"] {
+                let (x, y) = (
+                    a["probabilities"][class].as_f64().expect("p"),
+                    b["probabilities"][class].as_f64().expect("p"),
+                );
+                assert!((x - y).abs() <= tolerance, "{class}: {x} vs {y}");
+            }
+        }
+    };
+    let cuda = run(card, &["classify", dir, "--json", "--backend", "cuda"]);
+    let err = stderr(&cuda);
+    if cuda.status.success() {
+        if !cfg!(feature = "cuda") {
+            panic!("a CPU-only build ran --backend cuda");
+        }
+        agree(&cuda, 1e-3);
+    } else {
+        assert_eq!(cuda.status.code(), Some(1), "{err}");
+        let why = if cfg!(feature = "cuda") {
+            "CUDA is not usable on this machine"
+        } else {
+            "this build has no CUDA backend (rebuild with `--features cuda`)"
+        };
+        assert!(err.contains("backend cuda: ") && err.contains(why), "{err}");
+    }
+    let auto = run(card, &["classify", dir, "--json", "--backend", "auto"]);
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    agree(&auto, if cuda.status.success() { 1e-3 } else { 0.0 });
+    if !cuda.status.success() {
+        assert!(
+            stderr(&auto).contains("running on the CPU"),
+            "{}",
+            stderr(&auto)
+        );
+    }
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! [`runtime`] runs it on tract (f32, int8 QOperator file, or f32 file in f16).
 
 pub mod card;
+pub mod export;
 pub mod runtime;
 
 pub use card::{CheckedCard, ModelCard};
+pub use export::{export_onnx, ExportError};
 pub use runtime::{set_threads, Model, Probabilities};
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,31 @@ impl std::fmt::Display for Precision {
             Precision::F32 => "f32",
             Precision::Int8 => "int8",
             Precision::F16 => "f16",
+        })
+    }
+}
+
+/// Where tract runs the model.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// tract on the CPU.
+    #[default]
+    Cpu,
+    /// tract's CUDA runtime (builds with `--features cuda`); fails when CUDA is not usable.
+    Cuda,
+    /// CUDA when this build and machine have it, else the CPU (logged with the reason).
+    Auto,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+            Backend::Auto => "auto",
         })
     }
 }
@@ -63,4 +90,6 @@ pub enum ModelError {
     },
     #[error("the model output {0} values; the appliance expects 5 class probabilities")]
     OutputSize(usize),
+    #[error("backend {backend}: {reason}")]
+    Backend { backend: Backend, reason: String },
 }

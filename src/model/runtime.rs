@@ -1,20 +1,24 @@
 //! ISMF-Net on tract: loaded, checked and optimised once per process, then run from any thread.
 
 use super::card::{check, CheckedCard, InputSource};
-use super::{ModelError, Precision, CLASSES};
+use super::{Backend, ModelError, Precision, CLASSES};
 use crate::preprocess::{ModelInputs, PreprocessParams};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
+use tract_onnx::tract_core::runtime::{runtime_for_name, Runnable, Runtime};
 
 /// A runnable model. The plan is immutable and shared: clones are cheap, and `run` may be called
 /// from several threads at once (each call builds its own state).
 #[derive(Clone)]
 pub struct Model {
     card: Arc<CheckedCard>,
-    plan: Arc<TypedRunnableModel>,
+    /// tract's plan for the chosen runtime (the CPU plan, or the CUDA one).
+    plan: Arc<dyn Runnable>,
+    /// Where the plan runs: `Cpu` or `Cuda`, never `Auto`.
+    backend: Backend,
     /// Datum type of each graph input after any precision transform (f16 inputs for `f16`).
     input_types: Vec<DatumType>,
     load_ms: f64,
@@ -26,6 +30,7 @@ impl std::fmt::Debug for Model {
             .field("card", &self.card.card_path)
             .field("file", &self.card.file_path)
             .field("precision", &self.card.file.precision)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -41,7 +46,19 @@ impl Model {
         precision: Precision,
         params: &PreprocessParams,
     ) -> Result<Model, ModelError> {
+        Self::load_on(card_path, precision, params, Backend::Cpu)
+    }
+
+    /// [`Model::load`] on a chosen backend. `Cuda` fails with what is missing (no CUDA in this
+    /// build, or no driver/toolkit on this machine); `Auto` falls back to the CPU and logs why.
+    pub fn load_on(
+        card_path: &Path,
+        precision: Precision,
+        params: &PreprocessParams,
+        backend: Backend,
+    ) -> Result<Model, ModelError> {
         let started = Instant::now();
+        let (runtime, backend) = choose_runtime(backend)?;
         let card = check(card_path, precision, params)?;
         let tract = |e: TractError| ModelError::Tract {
             path: card.file_path.clone(),
@@ -80,18 +97,20 @@ impl Model {
                 })?;
             transform.transform(&mut typed).map_err(tract)?;
         }
-        let optimized = typed.into_optimized().map_err(tract)?;
-        let input_types = optimized
+        let input_types = typed
             .input_outlets()
             .map_err(tract)?
             .iter()
-            .map(|o| optimized.outlet_fact(*o).map(|f| f.datum_type))
+            .map(|o| typed.outlet_fact(*o).map(|f| f.datum_type))
             .collect::<TractResult<Vec<_>>>()
             .map_err(tract)?;
-        let plan = optimized.into_runnable().map_err(tract)?;
+        // The CPU runtime optimises and plans; the CUDA one first moves the ops it has kernels
+        // for onto the GPU (the rest stay on the CPU with copies between).
+        let plan: Arc<dyn Runnable> = runtime.prepare(typed).map_err(tract)?.into();
         let model = Model {
             card: Arc::new(card),
             plan,
+            backend,
             input_types,
             load_ms: 0.0,
         };
@@ -109,6 +128,11 @@ impl Model {
 
     pub fn precision(&self) -> Precision {
         self.card.file.precision
+    }
+
+    /// Where the model runs (`Cpu` or `Cuda`; `Auto` was resolved at load).
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Time taken by `load`, including the card check and the warm-up run.
@@ -132,9 +156,14 @@ impl Model {
     /// Time per node over `runs` runs after a warm-up, largest first: where tract spends a study.
     pub fn profile(&self, inputs: &ModelInputs, runs: usize) -> Result<Vec<NodeTime>, ModelError> {
         let raw = self.raw_inputs(inputs)?;
-        let mut state = SimpleState::new(&self.plan).map_err(|e| self.tract_error(e))?;
+        let plan = self.plan.typed_plan().ok_or_else(|| {
+            self.tract_error(TractError::msg(
+                "this runtime cannot be profiled node by node",
+            ))
+        })?;
+        let mut state = SimpleState::new(plan).map_err(|e| self.tract_error(e))?;
         // Milliseconds per run, indexed by node id; nodes that never ran stay None.
-        let mut ms: Vec<Option<f64>> = vec![None; self.plan.model().nodes().len()];
+        let mut ms: Vec<Option<f64>> = vec![None; plan.model().nodes().len()];
         for run in 0..=runs {
             let values = self.tensors(&raw)?;
             state
@@ -149,7 +178,7 @@ impl Model {
                 })
                 .map_err(|e| self.tract_error(e))?;
         }
-        let nodes = self.plan.model().nodes();
+        let nodes = plan.model().nodes();
         let mut times: Vec<NodeTime> = ms
             .into_iter()
             .zip(nodes)
@@ -248,6 +277,45 @@ pub fn set_threads(threads: usize) {
     } else {
         Executor::SingleThread
     });
+}
+
+/// tract's runtime for `backend`, and the backend it resolves to.
+fn choose_runtime(backend: Backend) -> Result<(&'static dyn Runtime, Backend), ModelError> {
+    let cpu = || {
+        runtime_for_name("cpu")
+            .ok()
+            .flatten()
+            .ok_or_else(|| ModelError::Backend {
+                backend: Backend::Cpu,
+                reason: "tract's CPU runtime is missing from this build".into(),
+            })
+    };
+    match backend {
+        Backend::Cpu => Ok((cpu()?, Backend::Cpu)),
+        Backend::Cuda => cuda_runtime()
+            .map(|rt| (rt, Backend::Cuda))
+            .map_err(|reason| ModelError::Backend { backend, reason }),
+        Backend::Auto => match cuda_runtime() {
+            Ok(rt) => Ok((rt, Backend::Cuda)),
+            Err(reason) => {
+                tracing::warn!(%reason, "backend auto: running on the CPU");
+                Ok((cpu()?, Backend::Cpu))
+            }
+        },
+    }
+}
+
+/// tract's CUDA runtime, or why there is none: not built in, or CUDA not usable here (tract
+/// names the library it could not load, e.g. "CUDA driver library not found").
+fn cuda_runtime() -> Result<&'static dyn Runtime, String> {
+    if !cfg!(feature = "cuda") {
+        return Err("this build has no CUDA backend (rebuild with `--features cuda`)".into());
+    }
+    match runtime_for_name("cuda") {
+        Ok(Some(rt)) => Ok(rt),
+        Ok(None) => Err("tract's CUDA runtime is not registered in this build".into()),
+        Err(e) => Err(format!("CUDA is not usable on this machine: {e:#}")),
+    }
 }
 
 fn zeros(card: &CheckedCard) -> Vec<Vec<f32>> {
