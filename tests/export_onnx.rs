@@ -6,10 +6,22 @@ mod common;
 use common::{ismf, model_card, onnxruntime_python};
 use serde_json::Value;
 use std::path::Path;
+use std::process::Output;
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `ismf export-onnx --card CARD --out OUT`.
+fn export(card: &Path, out: &Path) -> Output {
+    ismf()
+        .args(["export-onnx", "--card"])
+        .arg(card)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("ismf runs")
 }
 
 fn argmax(p: &[f64]) -> usize {
@@ -21,13 +33,7 @@ fn exported_graphs_match_the_shipped_model_in_onnxruntime() {
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("export");
     let card = model_card();
-    let run = ismf()
-        .args(["export-onnx", "--card"])
-        .arg(&card)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("ismf runs");
+    let run = export(&card, &out);
     assert!(
         run.status.success(),
         "{}",
@@ -126,13 +132,7 @@ fn export_refuses_a_card_whose_file_does_not_match() {
         std::fs::write(&f32_file, bytes).expect("tamper");
     });
     let out = dir.path().join("export");
-    let run = ismf()
-        .args(["export-onnx", "--card"])
-        .arg(&card)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("ismf runs");
+    let run = export(&card, &out);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(

@@ -85,12 +85,7 @@ pub fn tool(name: &str) -> Command {
 /// The Python with Debian's pydicom and numpy (`ISMF_PYTHON` overrides).
 pub fn python() -> Command {
     let py = std::env::var("ISMF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import pydicom, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "{py} cannot import pydicom and numpy: run the README test command (apt-get install python3-pydicom)");
-    Command::new(py)
+    python_with(py, "pydicom, numpy", "apt-get install python3-pydicom")
 }
 
 /// The Python with onnxruntime and numpy that `.ci/install-deps test` puts in `tests/.venv`
@@ -98,11 +93,19 @@ pub fn python() -> Command {
 pub fn onnxruntime_python() -> Command {
     let py = std::env::var("ISMF_PEER_PYTHON")
         .unwrap_or_else(|_| format!("{}/tests/.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    python_with(py, "onnxruntime, numpy", "it makes tests/.venv")
+}
+
+/// `py`, after checking that it imports `modules`; missing means failing, not skipping.
+fn python_with(py: String, modules: &str, hint: &str) -> Command {
     let ok = Command::new(&py)
-        .args(["-c", "import onnxruntime, numpy"])
+        .args(["-c", &format!("import {modules}")])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{py} cannot import onnxruntime and numpy: run the README test command (it makes tests/.venv)");
+    assert!(
+        ok,
+        "{py} cannot import {modules}: run the README test command ({hint})"
+    );
     Command::new(py)
 }
 
