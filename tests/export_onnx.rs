@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ismf, model_card, onnxruntime_python};
+use common::{ismf, model_card, onnxruntime_python, stdout_of};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -62,24 +62,19 @@ fn exported_graphs_match_the_shipped_model_in_onnxruntime() {
 
     // The same studies through the shipped file and both exports, in onnxruntime.
     let data = dir.path().join("studies");
-    let made = ismf()
-        .args([
-            "dataset",
-            "--studies",
-            "3",
-            "--seed",
-            "77",
-            "--site",
-            "internal",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .expect("ismf dataset");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    stdout_of(
+        ismf()
+            .args([
+                "dataset",
+                "--studies",
+                "3",
+                "--seed",
+                "77",
+                "--site",
+                "internal",
+                "--out",
+            ])
+            .arg(&data),
     );
     let shipped = card.with_file_name("ismf-net-f32.onnx");
     let (fp32, fp16) = (
@@ -87,18 +82,13 @@ fn exported_graphs_match_the_shipped_model_in_onnxruntime() {
         out.join("ismf-net-fp16.onnx"),
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/ort_probabilities.py");
-    let ort = onnxruntime_python()
-        .arg(&script)
-        .arg(&data)
-        .args([&shipped, &fp32, &fp16])
-        .output()
-        .expect("onnxruntime runs");
-    assert!(
-        ort.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ort.stderr)
+    let ort = stdout_of(
+        onnxruntime_python()
+            .arg(&script)
+            .arg(&data)
+            .args([&shipped, &fp32, &fp16]),
     );
-    let probs: Value = serde_json::from_slice(&ort.stdout).expect("json");
+    let probs: Value = serde_json::from_str(&ort).expect("json");
     let rows = |p: &Path| -> Vec<Vec<f64>> {
         serde_json::from_value(probs[p.to_str().expect("utf-8")].clone()).expect("rows")
     };
