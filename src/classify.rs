@@ -4,8 +4,8 @@
 //! reader sees on MQTT is what the CLI prints.
 
 use crate::ingest::catalog::StudyEntry;
+use crate::ingest::report::study_report;
 use crate::ingest::{scan, IngestError, Problem};
-use crate::inspect::study_report;
 use crate::model::{Model, ModelError, Probabilities};
 use crate::pixels::DEFAULT_MAX_VOXELS;
 use crate::preprocess::{study_inputs, PreprocessError, PreprocessParams};
@@ -24,12 +24,12 @@ pub enum ClassifyError {
     NoStudy(PathBuf),
     #[error("study {uid}: incomplete, not classified: {problems}")]
     Incomplete { uid: String, problems: String },
-    #[error("study {uid}: {source}")]
+    #[error("study {uid}")]
     Preprocess {
         uid: String,
         source: PreprocessError,
     },
-    #[error("study {uid}: {source}")]
+    #[error("study {uid}")]
     Model { uid: String, source: ModelError },
 }
 
@@ -68,7 +68,10 @@ impl Classifier {
     /// Scans `dir` and classifies every study in it (the scan's time is shared among them).
     pub fn classify_dir(&self, dir: &Path) -> Result<FolderResult, ClassifyError> {
         let mut studies = Vec::new();
-        let mut result = self.classify_dir_each(dir, |r| studies.push(r))?;
+        let mut result = self.classify_dir_each(dir, |r| {
+            studies.push(r);
+            std::ops::ControlFlow::Continue(())
+        })?;
         result.studies = studies;
         Ok(result)
     }
@@ -79,7 +82,7 @@ impl Classifier {
     pub fn classify_dir_each(
         &self,
         dir: &Path,
-        mut each: impl FnMut(Result<Prediction, ClassifyError>),
+        mut each: impl FnMut(Result<Prediction, ClassifyError>) -> std::ops::ControlFlow<()>,
     ) -> Result<FolderResult, ClassifyError> {
         let started = Instant::now();
         let scanned = scan(dir)?;
@@ -88,7 +91,9 @@ impl Classifier {
         }
         let scan_ms = ms(started) / scanned.catalog.studies.len() as f64;
         for entry in scanned.catalog.studies.values() {
-            each(self.classify_entry(entry, scan_ms));
+            if each(self.classify_entry(entry, scan_ms)).is_break() {
+                break;
+            }
         }
         Ok(FolderResult {
             studies: Vec::new(),

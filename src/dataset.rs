@@ -8,8 +8,8 @@
 //! into `classes`), `studies.jsonl` (the simulator's truth per row) and `dataset.json` (what made
 //! it: preprocessing parameters, simulator version, options).
 
+use crate::ingest::report::study_report;
 use crate::ingest::IngestError;
-use crate::inspect::study_report;
 use crate::npy::NpyWriter;
 use crate::pixels::DEFAULT_MAX_VOXELS;
 use crate::preprocess::{
@@ -39,7 +39,7 @@ pub struct DatasetOptions {
 pub enum DatasetError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

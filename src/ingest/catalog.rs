@@ -4,7 +4,7 @@
 //! index deduplicates by SOP Instance UID: the same instance re-sent is ignored; a different
 //! file under an already-seen UID is reported as a conflict (it is the caller's event to raise).
 
-use super::IngestError;
+use super::error::IngestError;
 use crate::series::SeriesHeader;
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};

@@ -8,38 +8,22 @@
 
 pub mod catalog;
 pub mod complete;
+mod error;
 pub mod quarantine;
+pub mod report;
 pub mod watch;
 
-use crate::inspect::{study_report, StudyReport};
+pub use error::IngestError;
+
+use crate::logging::Chain;
 use crate::preprocess::ClinicalHeader;
 use crate::series::{Rules, SequenceKind};
 use catalog::{Added, Catalog, Journal, Record};
 use complete::{StudyState, Timing};
 use quarantine::{Quarantine, QuarantineMode};
+use report::{study_report, StudyReport};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-
-/// Errors of ingest, each naming the file.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: not a readable DICOM file: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
-    #[error("{path}: not an MR image (SOP class {sop_class})")]
-    NotAnImage { path: PathBuf, sop_class: String },
-    #[error("{path}: required attribute {attribute} is missing or empty")]
-    MissingAttribute {
-        path: PathBuf,
-        attribute: &'static str,
-    },
-    #[error("{path}: cannot watch: {reason}")]
-    Watch { path: PathBuf, reason: String },
-}
 
 /// A file that did not enter the catalog, or entered it with a remark.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -123,7 +107,7 @@ pub fn scan(path: &Path) -> Result<Scan, IngestError> {
             }),
             Err(e) => scan.problems.push(Problem {
                 path: file,
-                problem: e.to_string(),
+                problem: Chain(&e).to_string(),
             }),
         }
     }
@@ -217,6 +201,12 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// When the study's last file arrived (seconds since the Unix epoch, as passed to
+    /// [`Ingest::offer`]), if the study is known.
+    pub fn last_arrival(&self, study: &str) -> Option<f64> {
+        self.studies.get(study).map(|s| s.last_arrival)
+    }
+
     /// Opens the state folder and replays its journal. Returns the engine and the events a
     /// restart owes: studies that were complete but never marked processed are announced again.
     pub fn open(config: IngestConfig) -> Result<(Ingest, Vec<IngestEvent>), IngestError> {
@@ -359,7 +349,7 @@ impl Ingest {
                     path: path.to_path_buf(),
                 }])
             }
-            Err(e) => return self.defer_or_quarantine(path, size, e.to_string(), now),
+            Err(e) => return self.defer_or_quarantine(path, size, Chain(&e).to_string(), now),
         };
         self.deferred.remove(path);
         let study = header.study_instance_uid.clone();

@@ -1,7 +1,7 @@
 //! Quarantine: a bad file is moved (or copied, by config) into the quarantine folder beside a
 //! `<name>.reason.txt` naming the error. Nothing is deleted: a moved file lives on in quarantine.
 
-use super::IngestError;
+use super::error::IngestError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

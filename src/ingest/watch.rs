@@ -8,7 +8,7 @@
 //! files inside the watched tree. Ready paths go out on a bounded channel: a slow consumer slows
 //! the watcher down instead of growing memory.
 
-use super::IngestError;
+use super::error::IngestError;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher as _};
 use std::collections::HashMap;

@@ -6,12 +6,52 @@
 //! the field, what the card says and what the pipeline makes — a hospital dropping in real
 //! weights must learn exactly what to fix.
 
-use super::{ModelError, Precision, CLASSES};
+use super::error::ModelError;
+use super::variant::Precision;
 use crate::preprocess::{Grid, PreprocessParams, CLINICAL_LAYOUT};
 use crate::series::SequenceKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+
+/// Class codes in the order the appliance reports probabilities (the paper's order).
+pub const CLASSES: [&str; 5] = ["SCN", "MNG", "AST", "EPN", "MET"];
+
+/// Where an installed appliance keeps its model card (the deployment guide's layout).
+pub const INSTALLED_CARD: &str = "/opt/ismf/models/model-card.json";
+
+/// The environment variable that names a model card.
+pub const CARD_ENV: &str = "ISMF_MODEL_CARD";
+
+/// The model card an installed tool uses: `explicit` (a `--card` given) as it is; else the file
+/// [`CARD_ENV`] names; else [`INSTALLED_CARD`]; else `models/model-card.json` under the working
+/// directory (a checkout). When none exists the error lists every place looked at.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ModelError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let mut looked = Vec::new();
+    let env = std::env::var_os(CARD_ENV).map(PathBuf::from);
+    let candidates = env
+        .iter()
+        .map(|p| (p.clone(), format!("{} (${CARD_ENV})", p.display())))
+        .chain([
+            (PathBuf::from(INSTALLED_CARD), INSTALLED_CARD.to_string()),
+            (
+                PathBuf::from("models/model-card.json"),
+                std::path::absolute("models/model-card.json")
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "models/model-card.json".into()),
+            ),
+        ]);
+    for (path, shown) in candidates {
+        if path.is_file() {
+            return Ok(path);
+        }
+        looked.push(shown);
+    }
+    Err(ModelError::NoCard { looked })
+}
 
 /// The card as a file holds it. Descriptive sections are kept as JSON values: the appliance
 /// republishes them but does not interpret them.

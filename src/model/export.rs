@@ -10,7 +10,8 @@
 //! preprocessing) serves both files and a consumer never converts tensors itself.
 
 use super::card::{check, CheckedCard};
-use super::{ModelError, Precision};
+use super::error::ModelError;
+use super::variant::Precision;
 use crate::preprocess::PreprocessParams;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -31,7 +32,7 @@ pub enum ExportError {
     Decode { path: PathBuf, message: String },
     #[error("{path}: cannot export: {reason}")]
     Unsupported { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -1,7 +1,9 @@
 //! ISMF-Net on tract: loaded, checked and optimised once per process, then run from any thread.
 
+use super::card::CLASSES;
 use super::card::{check, CheckedCard, InputSource};
-use super::{Backend, ModelError, Precision, CLASSES};
+use super::error::ModelError;
+use super::variant::{Backend, Precision};
 use crate::preprocess::{ModelInputs, PreprocessParams};
 use std::path::Path;
 use std::sync::Arc;
@@ -62,7 +64,7 @@ impl Model {
         let card = check(card_path, precision, params)?;
         let tract = |e: TractError| ModelError::Tract {
             path: card.file_path.clone(),
-            message: format!("{e:#}"),
+            source: e,
         };
         let mut model = tract_onnx::onnx()
             .model_for_path(&card.file_path)
@@ -197,7 +199,7 @@ impl Model {
     fn tract_error(&self, e: TractError) -> ModelError {
         ModelError::Tract {
             path: self.card.file_path.clone(),
-            message: format!("{e:#}"),
+            source: e,
         }
     }
 

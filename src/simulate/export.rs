@@ -7,11 +7,11 @@
 //! The file set and its bytes depend only on the seed; only the timing is real.
 
 use super::dicom_writer::{encode, image_object, ImageRef};
+use super::error::SimulateError;
 use super::preview::{preview_row, PreviewRow};
 use super::protocol::SeriesRole;
 use super::render::SeriesPixels;
 use super::study::{Study, Truth};
-use super::SimulateError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fs;
@@ -20,19 +20,43 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How files reach the output folder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportMode {
     Instant,
     Realtime,
 }
 
 /// Folder layout of the output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     /// Every file directly in the output folder.
     Flat,
     /// `S<study>/SE<series>/IM<instance>.dcm`.
     SeriesDirs,
+}
+
+impl std::str::FromStr for ExportMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "instant" => Ok(ExportMode::Instant),
+            "realtime" => Ok(ExportMode::Realtime),
+            _ => Err(format!("unknown export mode '{s}' (instant or realtime)")),
+        }
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "flat" => Ok(Layout::Flat),
+            "series-dirs" => Ok(Layout::SeriesDirs),
+            _ => Err(format!("unknown layout '{s}' (flat or series-dirs)")),
+        }
+    }
 }
 
 /// Realtime pacing; `speed` > 1 compresses the delays (tests use a large value).

@@ -1,4 +1,5 @@
-//! One lesion per study, drawn from its class's distribution in `shared/DOMAIN.md`.
+//! One lesion per study, drawn from its class's distribution (location, shape, signal and
+//! demographics as README.md's simulator section lists them).
 //!
 //! A lesion is a short list of ellipsoid [`Blob`]s in the spine's local coordinates (u posterior,
 //! v left, z superior) evaluated before the normal anatomy, plus its effects on the normal
@@ -8,7 +9,7 @@
 //! a myxopapillary ependymoma sits in the sac like a schwannoma, and metastasis may reach the
 //! epidural space or (rarely) the cord. No single cue decides the class.
 
-use super::anatomy::{LevelState, Region, Section, Spine, LEVEL_NAMES};
+use super::spine::{ellipse, LevelState, Region, Section, Spine, LEVEL_NAMES};
 use super::tissue::{tumour_id, Tissue, TissueId, TumourProperties, TUMOUR_BINS};
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -232,10 +233,6 @@ fn value_noise(p: [f32; 3], seed: u32) -> f32 {
     let x01 = lerp(h(a, b, c + 1), h(a + 1, b, c + 1), f[0]);
     let x11 = lerp(h(a, b + 1, c + 1), h(a + 1, b + 1, c + 1), f[0]);
     lerp(lerp(x00, x10, f[1]), lerp(x01, x11, f[1]), f[2])
-}
-
-fn ellipse(u: f32, v: f32, ru: f32, rv: f32) -> f32 {
-    (u / ru) * (u / ru) + (v / rv) * (v / rv)
 }
 
 impl Lesion {
@@ -973,7 +970,7 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::anatomy::{PatientShape, Spine};
+    use crate::simulate::spine::{PatientShape, Spine};
     use rand::SeedableRng;
 
     #[test]

@@ -13,18 +13,21 @@
 
 pub mod anatomy;
 pub mod dicom_writer;
+mod error;
 pub mod export;
 pub mod lesion;
 pub mod preview;
 pub mod protocol;
 pub mod render;
+pub mod spine;
 pub mod study;
 pub mod tissue;
 
-pub use anatomy::Region;
+pub use error::SimulateError;
 pub use export::{ExportMode, Layout};
 pub use lesion::TumourClass;
 pub use protocol::{DistractorRates, SeriesRole, Site, Vendor};
+pub use spine::Region;
 pub use study::{Study, StudyOptions, Truth};
 
 use export::{write_study, Pacing, StudyOutput};
@@ -59,40 +62,6 @@ impl SimulateOptions {
         self.truth
             .clone()
             .unwrap_or_else(|| self.out.join("truth.jsonl"))
-    }
-}
-
-/// Errors of the simulator.
-#[derive(Debug, thiserror::Error)]
-pub enum SimulateError {
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
-    #[error("output folder {path} cannot be written: {source}")]
-    OutputNotWritable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("writing {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("encoding DICOM file {path}: {message}")]
-    Dicom { path: PathBuf, message: String },
-    #[error("writing preview {path}: {source}")]
-    Preview {
-        path: PathBuf,
-        source: image::ImageError,
-    },
-}
-
-impl SimulateError {
-    /// True for errors in what the user asked for (exit code 2) rather than in running it.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            SimulateError::InvalidOption(_) | SimulateError::OutputNotWritable { .. }
-        )
     }
 }
 

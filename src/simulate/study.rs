@@ -3,13 +3,14 @@
 //! Everything is drawn from a generator seeded by the run's seed, its generating options and the
 //! study's index, so a study is identical whichever order or thread renders it.
 
-use super::anatomy::{Anatomy, PatientShape, Region, Spine};
+use super::anatomy::Anatomy;
 use super::lesion::{self, TumourClass};
 use super::protocol::{
     pick_weighted, DistractorRates, FatSuppression, Plane, Scanner, SeriesProtocol, SeriesRole,
     Site, Vendor,
 };
 use super::render::{render_series, Coil, RenderInput, SeriesPixels, SliceStack, Vec3};
+use super::spine::{PatientShape, Region, Spine};
 use super::tissue::TissueTable;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

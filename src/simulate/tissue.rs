@@ -2,7 +2,8 @@
 //!
 //! Every voxel of the simulated patient is one [`TissueId`]. A series turns the ids into signal
 //! through a [`SignalTable`] computed once per series from the sequence parameters, so the hot
-//! rendering loop is a table lookup. Values follow `shared/DOMAIN.md`; where DOMAIN.md gives no
+//! rendering loop is a table lookup. Values are published relaxation times at 1.5 T and 3 T (the
+//! project's domain notes, summarised in README.md's simulator section); where those give no
 //! number (viscera, lung, ADC) the value is a textbook approximation noted beside it.
 
 /// Index into a study's tissue table. Base tissues are [`Tissue`] variants; tumour tissue uses
