@@ -26,8 +26,8 @@ pub enum BenchError {
     Mqtt(#[from] crate::publish::mqtt::MqttError),
     #[error(transparent)]
     Outbox(#[from] crate::publish::outbox::OutboxError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// `ismf bench mqtt`: what publishing costs on top of inference.
@@ -49,7 +49,7 @@ pub struct MqttBench {
 
 /// Publishes stand-in predictions through a fresh outbox in `dir` to the broker at `url`.
 pub fn mqtt_publish(
-    url: &str,
+    url: &crate::publish::url::BrokerUrl,
     latency_messages: usize,
     throughput_messages: usize,
     dir: &Path,
@@ -75,17 +75,16 @@ pub fn mqtt_publish(
     let outbox_pushes_per_second = n_alone as f64 / t.elapsed().as_secs_f64();
 
     let rt = crate::publish::edge_runtime().map_err(BenchError::Runtime)?;
-    let _enter = rt.enter();
     // The appliance's own configuration, pointed at the broker and a fresh state folder.
     let mut config = crate::config::Config::default_config();
     config.appliance.id = "bench".into();
-    config.mqtt.client_id = Some(format!("ismf-bench-{}", std::process::id()));
-    config.mqtt.url = url.to_string();
+    config.mqtt.client_id = format!("ismf-bench-{}", std::process::id());
+    config.mqtt.url = url.clone();
     config.mqtt.topic_prefix = "ismf-bench".into();
-    config.mqtt.heartbeat = 3600;
+    config.mqtt.heartbeat = Duration::from_secs(3600);
     config.mqtt.outbox_capacity = 1_000_000;
     config.ingest.state_dir = dir.join("state");
-    let publisher = Publisher::from_config(&config, None)?;
+    let publisher = Publisher::open(config.publisher(None), rt.handle())?;
     let timeout = Duration::from_secs(30);
     // Connect first: latency is measured on a live connection.
     publisher.submit_json(MessageKind::Prediction, &sample_prediction(0), "")?;
@@ -163,6 +162,29 @@ pub fn model_profile(
     runs: usize,
 ) -> Result<Vec<crate::model::runtime::NodeTime>, BenchError> {
     Ok(model.profile(&bench_inputs()?, runs.max(1))?)
+}
+
+/// The one-line summary of `ismf bench` (model latency).
+pub fn render_latency(r: &ModelLatency) -> String {
+    format!(
+        "tract {} on {} threads {}: median {:.2} ms, p90 {:.2} ms over {} runs; load {:.0} ms; peak RSS {:.0} MiB",
+        r.precision, r.backend, r.threads, r.median_ms, r.p90_ms, r.runs, r.load_ms, r.peak_rss_mib
+    )
+}
+
+/// The one-line summary of `ismf bench mqtt`.
+pub fn render_mqtt(r: &MqttBench) -> String {
+    format!(
+        "payload {} B | submit→PUBACK over {} messages: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | back to back: {:.0} messages/s over {} | outbox alone: {:.0} commits/s",
+        r.payload_bytes,
+        r.latency_messages,
+        r.latency_p50_ms,
+        r.latency_p99_ms,
+        r.latency_max_ms,
+        r.throughput_per_second,
+        r.throughput_messages,
+        r.outbox_pushes_per_second
+    )
 }
 
 /// The profile as text: totals per operator, then the ten slowest nodes.

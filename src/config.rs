@@ -1,24 +1,50 @@
-//! Firmware configuration: TOML → raw serde structs (unknown keys are errors) → a checked
-//! [`Config`] whose every problem is listed at once, so an installer fixes a file in one pass.
+//! Firmware configuration, checked once: TOML → raw serde form → typed [`Config`].
 //!
-//! The embedded default is `firmware-config/appliance.toml` ([`DEFAULT_TOML`]); `ismf config
-//! print-default` prints it. Relative paths are taken from the working directory (the systemd
-//! unit sets one).
+//! One source of defaults: the embedded `firmware-config/appliance.toml` ([`DEFAULT_TOML`],
+//! printed by `ismf config print-default`). A file is merged over it key by key, so a file may
+//! name only what differs (an appliance id, the folders, the broker, the model card); unknown keys
+//! and bad values are errors, all listed at once so an installer fixes a file in one pass.
+//! `ISMF_<SECTION>_<KEY>` environment variables override keys after the merge.
+//!
+//! The checked form has the types the components use — [`Duration`]s, a parsed [`BrokerUrl`],
+//! paths resolved against the working directory at load (the systemd unit sets one) — and this
+//! module is the one place that knows both the file format and the components: it builds each
+//! component's own settings ([`Config::ingest_engine`], [`Config::watcher`],
+//! [`Config::publisher`]), so no component reads the file's structure.
 
+use crate::ingest::complete::Timing;
+use crate::ingest::quarantine::QuarantineMode;
+use crate::ingest::watch::WatchConfig;
+use crate::ingest::IngestConfig;
 pub use crate::model::Backend;
 use crate::model::Precision;
-use crate::publish::message::PhiPolicy;
+use crate::publish::message::{ModelInfo, PhiPolicy};
+use crate::publish::mqtt::{PublisherSettings, Topics};
+pub use crate::publish::url::BrokerUrl;
+use crate::series::Rules;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The configuration compiled into the binary, every key commented.
 pub const DEFAULT_TOML: &str = include_str!("../firmware-config/appliance.toml");
 
+/// Keys the default leaves commented out (no default value): accepted in a file, absent otherwise.
+const OPTIONAL_KEYS: &[(&str, &str)] = &[
+    ("mqtt", "client_id"),
+    ("mqtt", "username"),
+    ("mqtt", "password_file"),
+    ("mqtt", "ca_file"),
+    ("mqtt", "client_cert_file"),
+    ("mqtt", "client_key_file"),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{origin}: cannot read: {source}")]
+    #[error("{origin}: cannot read")]
     Read {
         origin: String,
+        #[source]
         source: std::io::Error,
     },
     #[error("{origin}: {message}")]
@@ -30,8 +56,71 @@ pub enum ConfigError {
     },
 }
 
+/// The file's form: every key present (the merge over the default fills what a file omits).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawConfig {
+    appliance: RawAppliance,
+    ingest: RawIngest,
+    mqtt: RawMqtt,
+    model: RawModel,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppliance {
+    id: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIngest {
+    watch_dir: PathBuf,
+    state_dir: PathBuf,
+    quarantine_dir: PathBuf,
+    stable_seconds: f64,
+    force_after_seconds: f64,
+    poll_only: bool,
+    rescan_seconds: f64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    client_key_file: Option<PathBuf>,
+    topic_prefix: String,
+    keep_alive: u64,
+    message_expiry: u32,
+    session_expiry: u32,
+    heartbeat: u64,
+    phi: PhiPolicy,
+    outbox_capacity: usize,
+    ack_timeout: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    card: PathBuf,
+    precision: Precision,
+    threads: usize,
+    backend: Backend,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
 pub struct Config {
     pub appliance: ApplianceConfig,
     pub ingest: IngestSection,
@@ -39,107 +128,57 @@ pub struct Config {
     pub model: ModelSection,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct ApplianceConfig {
     /// Names this box in MQTT topics and messages.
     pub id: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct IngestSection {
     pub watch_dir: PathBuf,
     /// Catalog journal and MQTT outbox.
     pub state_dir: PathBuf,
     pub quarantine_dir: PathBuf,
-    pub stable_seconds: f64,
-    pub force_after_seconds: f64,
+    /// A study with all four sequences is complete once no file arrived for this long.
+    pub stable: Duration,
+    /// A study still missing a sequence is reported incomplete after this long.
+    pub force_after: Duration,
     pub poll_only: bool,
-    pub rescan_seconds: f64,
+    pub rescan: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` or `mqtts://host:port`.
-    pub url: String,
-    /// Default: `ismf-<appliance id>`.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
+    pub url: BrokerUrl,
+    /// `ismf-<appliance id>` unless the file names one.
+    pub client_id: String,
     pub username: Option<String>,
-    #[serde(default)]
     pub password_file: Option<PathBuf>,
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    #[serde(default)]
     pub client_cert_file: Option<PathBuf>,
-    #[serde(default)]
     pub client_key_file: Option<PathBuf>,
     pub topic_prefix: String,
-    /// Seconds.
-    pub keep_alive: u64,
-    /// Seconds a prediction or event may wait in the broker for an offline subscriber.
-    pub message_expiry: u32,
-    /// Seconds the broker keeps this client's session after a disconnect.
-    pub session_expiry: u32,
-    /// Seconds between heartbeats on the status topic.
-    pub heartbeat: u64,
+    pub keep_alive: Duration,
+    /// How long a prediction or event may wait in the broker for an offline subscriber.
+    pub message_expiry: Duration,
+    /// How long the broker keeps this client's session after a disconnect.
+    pub session_expiry: Duration,
+    /// Between heartbeats on the status topic.
+    pub heartbeat: Duration,
     pub phi: PhiPolicy,
-    /// Predictions the outbox holds before intake stops.
+    /// Messages the outbox holds before intake stops.
     pub outbox_capacity: usize,
-    /// Seconds `classify --publish` waits for the broker's acknowledgements.
-    pub ack_timeout: u64,
+    /// How long `classify --publish` waits for the broker's acknowledgements.
+    pub ack_timeout: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct ModelSection {
     pub card: PathBuf,
     pub precision: Precision,
     pub threads: usize,
-    #[serde(default)]
     pub backend: Backend,
-}
-
-/// Broker address parsed from `mqtt.url`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("mqtt://") {
-            (false, r)
-        } else {
-            return Err(format!(
-                "broker url '{url}' must start with mqtt:// or mqtts://"
-            ));
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("broker url '{url}': port '{p}' is not a number"))?,
-            ),
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(format!("broker url '{url}' has no host"));
-        }
-        Ok(BrokerUrl {
-            tls,
-            host: host.trim_matches(['[', ']']).to_string(),
-            port,
-        })
-    }
 }
 
 /// A topic level the appliance writes must not hold MQTT's separators or wildcards.
@@ -153,12 +192,61 @@ fn topic_level_problem(what: &str, value: &str) -> Option<String> {
     }
 }
 
+fn default_table() -> toml::Table {
+    // A unit test proves the embedded file parses.
+    toml::from_str(DEFAULT_TOML).unwrap_or_default()
+}
+
+/// `file` merged over `base`: a file's table merges into the base's table of the same name, any
+/// other value replaces the base's.
+fn merge(base: &mut toml::Table, file: toml::Table) {
+    for (key, value) in file {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(f)) => merge(b, f),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Every key of `file` that is neither in the default nor an optional key, as `section.key`.
+fn unknown_keys(file: &toml::Table, default: &toml::Table) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for (section, value) in file {
+        let Some(known) = default.get(section).and_then(|v| v.as_table()) else {
+            unknown.push(format!("unknown section [{section}]"));
+            continue;
+        };
+        let Some(table) = value.as_table() else {
+            unknown.push(format!("{section} must be a table"));
+            continue;
+        };
+        for key in table.keys() {
+            if !known.contains_key(key)
+                && !OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str()))
+            {
+                unknown.push(format!("unknown key {section}.{key}"));
+            }
+        }
+    }
+    unknown
+}
+
+/// A path as given, or joined to the working directory when relative.
+fn resolve(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 impl Config {
-    /// The embedded default.
-    /// The embedded default, parsed but not checked: its relative paths (the model card) only
-    /// exist from the repository root, and a caller such as `ismf demo` replaces them anyway.
+    /// The embedded default, checked for its values but not for its files: its relative paths
+    /// (the model card) only exist from the repository root, and a caller such as `ismf demo`
+    /// replaces them anyway.
     pub fn default_config() -> Config {
-        toml::from_str(DEFAULT_TOML).expect("the embedded default parses")
+        let raw: RawConfig = toml::Value::Table(default_table())
+            .try_into()
+            .unwrap_or_else(|e| panic!("the embedded default config does not parse: {e}"));
+        Config::from_raw(raw)
     }
 
     /// Reads and checks a file, with `ISMF_<SECTION>_<KEY>` environment overrides applied.
@@ -176,9 +264,10 @@ impl Config {
         Config::from_toml_with_env(text, origin, std::iter::empty())
     }
 
-    /// Parses TOML text, applies overrides from `env` — only variables named
-    /// `ISMF_<SECTION>_<KEY>` for the sections `appliance`, `ingest`, `mqtt`, `model`; the value
-    /// takes the type the file's value has (strings for keys the file leaves out) — and checks.
+    /// Parses TOML text, merges it over the embedded default, applies overrides from `env` —
+    /// only variables named `ISMF_<SECTION>_<KEY>` for the sections `appliance`, `ingest`,
+    /// `mqtt`, `model`; the value takes the type the key's value has (strings for optional keys)
+    /// — and checks.
     pub fn from_toml_with_env(
         text: &str,
         origin: &str,
@@ -188,7 +277,10 @@ impl Config {
             origin: origin.to_string(),
             message: message.trim_end().to_string(),
         };
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let file: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let mut table = default_table();
+        let mut problems = unknown_keys(&file, &table);
+        merge(&mut table, file);
         let mut overridden = Vec::new();
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("ISMF_") else {
@@ -207,39 +299,155 @@ impl Config {
             let Some(section_table) = section_table.as_table_mut() else {
                 continue;
             };
+            if !section_table.contains_key(key) && !OPTIONAL_KEYS.contains(&(section, key)) {
+                problems.push(format!("environment {name}: unknown key {section}.{key}"));
+                continue;
+            }
             let typed = match section_table.get(key) {
                 Some(toml::Value::Boolean(_)) => value.parse().map(toml::Value::Boolean).ok(),
                 Some(toml::Value::Integer(_)) => value.parse().map(toml::Value::Integer).ok(),
                 Some(toml::Value::Float(_)) => value.parse().map(toml::Value::Float).ok(),
                 _ => Some(toml::Value::String(value.clone())),
-            }
-            .ok_or_else(|| {
-                parse(format!(
+            };
+            match typed {
+                Some(v) => {
+                    section_table.insert(key.to_string(), v);
+                    overridden.push(name);
+                }
+                None => problems.push(format!(
                     "environment {name}={value:?}: not a value of the type {section}.{key} takes"
-                ))
-            })?;
-            section_table.insert(key.to_string(), typed);
-            overridden.push(name);
+                )),
+            }
         }
         if !overridden.is_empty() {
             tracing::info!(overrides = %overridden.join(", "), "configuration overridden from the environment");
         }
-        let config: Config = toml::Value::Table(table)
+        let invalid = |problems: Vec<String>| ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems,
+        };
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        let raw: RawConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| parse(e.to_string()))?;
-        let problems = config.problems();
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid {
-                origin: origin.to_string(),
-                problems,
-            })
+        let problems = raw.problems();
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        Ok(Config::from_raw(raw))
+    }
+
+    /// The typed form of values [`RawConfig::problems`] found no fault with.
+    fn from_raw(raw: RawConfig) -> Config {
+        let i = raw.ingest;
+        let m = raw.mqtt;
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO);
+        let url = BrokerUrl::parse(&m.url).unwrap_or(BrokerUrl {
+            tls: false,
+            host: String::new(),
+            port: 0,
+        });
+        Config {
+            mqtt: MqttConfig {
+                url,
+                client_id: m
+                    .client_id
+                    .unwrap_or_else(|| format!("ismf-{}", raw.appliance.id)),
+                username: m.username,
+                password_file: m.password_file.map(resolve),
+                ca_file: m.ca_file.map(resolve),
+                client_cert_file: m.client_cert_file.map(resolve),
+                client_key_file: m.client_key_file.map(resolve),
+                topic_prefix: m.topic_prefix,
+                keep_alive: Duration::from_secs(m.keep_alive),
+                message_expiry: Duration::from_secs(m.message_expiry.into()),
+                session_expiry: Duration::from_secs(m.session_expiry.into()),
+                heartbeat: Duration::from_secs(m.heartbeat),
+                phi: m.phi,
+                outbox_capacity: m.outbox_capacity,
+                ack_timeout: Duration::from_secs(m.ack_timeout),
+            },
+            appliance: ApplianceConfig {
+                id: raw.appliance.id,
+            },
+            ingest: IngestSection {
+                watch_dir: resolve(i.watch_dir),
+                state_dir: resolve(i.state_dir),
+                quarantine_dir: resolve(i.quarantine_dir),
+                stable: secs(i.stable_seconds),
+                force_after: secs(i.force_after_seconds),
+                poll_only: i.poll_only,
+                rescan: secs(i.rescan_seconds),
+            },
+            model: ModelSection {
+                card: resolve(raw.model.card),
+                precision: raw.model.precision,
+                threads: raw.model.threads,
+                backend: raw.model.backend,
+            },
         }
     }
 
+    /// Where the MQTT outbox lives.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.ingest.state_dir.join("outbox.redb")
+    }
+
+    /// The ingest engine's settings: the folders, the completeness timing, quarantine by move.
+    pub fn ingest_engine(&self) -> IngestConfig {
+        let i = &self.ingest;
+        let stable = i.stable.as_secs_f64();
+        IngestConfig {
+            watch_dir: i.watch_dir.clone(),
+            state_dir: i.state_dir.clone(),
+            quarantine_dir: i.quarantine_dir.clone(),
+            quarantine_mode: QuarantineMode::Move,
+            timing: Timing {
+                stable_seconds: stable,
+                force_after_seconds: i.force_after.as_secs_f64(),
+            },
+            quarantine_grace_seconds: stable.max(5.0),
+            rules: Rules::default(),
+        }
+    }
+
+    /// The folder watcher's settings.
+    pub fn watcher(&self) -> WatchConfig {
+        let mut w = WatchConfig::new(self.ingest.watch_dir.clone());
+        w.poll_only = self.ingest.poll_only;
+        w.rescan = self.ingest.rescan;
+        w
+    }
+
+    /// The MQTT publisher's settings; `model` is reported in the status messages.
+    pub fn publisher(&self, model: Option<ModelInfo>) -> PublisherSettings {
+        let m = &self.mqtt;
+        PublisherSettings {
+            url: m.url.clone(),
+            client_id: m.client_id.clone(),
+            username: m.username.clone(),
+            password_file: m.password_file.clone(),
+            ca_file: m.ca_file.clone(),
+            client_cert_file: m.client_cert_file.clone(),
+            client_key_file: m.client_key_file.clone(),
+            topics: Topics::new(&m.topic_prefix, &self.appliance.id),
+            appliance_id: self.appliance.id.clone(),
+            keep_alive: m.keep_alive,
+            message_expiry: m.message_expiry,
+            session_expiry: m.session_expiry,
+            heartbeat: m.heartbeat,
+            model,
+            outbox_path: self.outbox_path(),
+            outbox_capacity: m.outbox_capacity,
+        }
+    }
+}
+
+impl RawConfig {
     /// Every problem with the values (files are checked for existence, not read).
-    pub fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         p.extend(topic_level_problem("appliance.id", &self.appliance.id));
         if self.appliance.id.contains('/') {
@@ -342,19 +550,6 @@ impl Config {
         }
         p
     }
-
-    /// The MQTT client id.
-    pub fn client_id(&self) -> String {
-        self.mqtt
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("ismf-{}", self.appliance.id))
-    }
-
-    /// Where the MQTT outbox lives.
-    pub fn outbox_path(&self) -> PathBuf {
-        self.ingest.state_dir.join("outbox.redb")
-    }
 }
 
 #[cfg(test)]
@@ -378,7 +573,9 @@ mod tests {
         let c = Config::from_toml(DEFAULT_TOML, "embedded default").expect("valid");
         assert_eq!(c.mqtt.topic_prefix, "ismf");
         assert_eq!(c.mqtt.phi, PhiPolicy::Uids);
-        assert_eq!(c.client_id(), format!("ismf-{}", c.appliance.id));
+        assert_eq!(c.mqtt.client_id, format!("ismf-{}", c.appliance.id));
+        assert_eq!(c.ingest.stable, Duration::from_secs(30));
+        assert!(c.model.card.is_absolute(), "{}", c.model.card.display());
     }
 
     #[test]
@@ -442,9 +639,9 @@ mod tests {
             ]),
         )
         .expect("overridden");
-        assert_eq!(c.mqtt.url, "mqtt://broker:1884");
-        assert_eq!(c.mqtt.keep_alive, 45);
-        assert_eq!(c.ingest.stable_seconds, 12.0);
+        assert_eq!(c.mqtt.url.to_string(), "mqtt://broker:1884");
+        assert_eq!(c.mqtt.keep_alive, Duration::from_secs(45));
+        assert_eq!(c.ingest.stable, Duration::from_secs(12));
         assert!(c.ingest.poll_only);
         assert_eq!(c.appliance.id, "box-7");
         assert_eq!(c.mqtt.username.as_deref(), Some("ismf"));
@@ -465,7 +662,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config");
         for name in ["jetson-orin.toml", "x86-server.toml"] {
             let text = std::fs::read_to_string(dir.join(name)).expect("config");
-            let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let config: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let problems: Vec<String> = config
                 .problems()
                 .into_iter()
@@ -476,21 +673,43 @@ mod tests {
     }
 
     #[test]
-    fn broker_urls() {
-        assert_eq!(
-            BrokerUrl::parse("mqtt://localhost:1884"),
-            Ok(BrokerUrl {
-                tls: false,
-                host: "localhost".into(),
-                port: 1884
-            })
+    fn omitted_keys_take_the_embedded_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let card = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model-card.json");
+        let text = format!(
+            "[appliance]\nid = \"box-3\"\n[ingest]\nwatch_dir = \"{d}/in\"\nstate_dir = \"{d}/state\"\nquarantine_dir = \"{d}/q\"\n[mqtt]\nurl = \"mqtt://broker:1999\"\n[model]\ncard = \"{card}\"\n",
+            d = dir.path().display(),
+            card = card.display()
         );
-        assert_eq!(
-            BrokerUrl::parse("mqtts://b.example").map(|u| u.port),
-            Ok(8883)
-        );
-        assert!(BrokerUrl::parse("tcp://x:1").is_err());
-        assert!(BrokerUrl::parse("mqtt://x:port").is_err());
-        assert!(BrokerUrl::parse("mqtt://:1883").is_err());
+        let c = Config::from_toml(&text, "minimal").expect("a minimal file is valid");
+        let d = Config::default_config();
+        assert_eq!(c.appliance.id, "box-3");
+        assert_eq!(c.mqtt.client_id, "ismf-box-3");
+        assert_eq!(c.mqtt.url.port, 1999);
+        assert_eq!(c.mqtt.topic_prefix, d.mqtt.topic_prefix);
+        assert_eq!(c.mqtt.heartbeat, d.mqtt.heartbeat);
+        assert_eq!(c.ingest.poll_only, d.ingest.poll_only);
+        assert_eq!(c.ingest.stable, d.ingest.stable);
+        assert_eq!(c.model.precision, d.model.precision);
+        assert_eq!(c.ingest.watch_dir, dir.path().join("in"));
+    }
+
+    #[test]
+    fn every_unknown_key_is_listed_at_once() {
+        let e = Config::from_toml(
+            "[mqtt]\nurll = \"x\"\n[ingest]\npoll = true\n[extra]\na = 1\n",
+            "typos",
+        )
+        .expect_err("unknown keys");
+        let text = e.to_string();
+        for needle in ["mqtt.urll", "ingest.poll", "[extra]"] {
+            assert!(text.contains(needle), "missing '{needle}' in {text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let e = Config::from_toml("[mqtt]\nkeep_alive = \"soon\"\n", "bad").expect_err("type");
+        assert!(e.to_string().contains("keep_alive"), "{e}");
     }
 }

@@ -4,9 +4,10 @@
 //! subscriber printing each prediction beside the simulator's truth.
 
 use crate::config::Config;
-use crate::pipeline::{self, PipelineError};
+use crate::pipeline::{self, PipelineError, Shutdown};
 use crate::publish::message::Prediction;
 use crate::publish::subscribe::{self, SubscribeOptions};
+use crate::publish::url::BrokerUrl;
 use crate::simulate::{self, ExportMode, Layout, SimulateOptions, StudyOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("demo folder {path}: {source}")]
+    #[error("demo folder {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -26,29 +27,23 @@ pub enum DemoError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Simulate(#[from] simulate::SimulateError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start a demo thread")]
+    Thread(#[source] std::io::Error),
 }
 
-/// `ismf demo`'s options (also its command-line arguments).
-#[derive(Clone, Debug, clap::Args)]
+/// `ismf demo`'s options.
+#[derive(Clone, Debug)]
 pub struct DemoOptions {
-    #[arg(long, default_value_t = 5)]
     pub studies: usize,
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Realtime export speed-up (1 = a scanner's pace).
-    #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
     /// Keep the folders (scanner export, state, quarantine, truth) here instead of a temporary
     /// folder removed at the end.
-    #[arg(long)]
     pub keep: Option<PathBuf>,
-    /// Use this broker (mqtt://host:port) instead of the embedded one.
-    #[arg(long)]
-    pub broker: Option<String>,
+    /// Use this broker instead of the embedded one.
+    pub broker: Option<BrokerUrl>,
     /// The model card.
-    #[arg(long, default_value = "models/model-card.json")]
     pub card: PathBuf,
 }
 
@@ -69,7 +64,7 @@ fn free_port() -> Result<u16, DemoError> {
 }
 
 /// Starts rumqttd (MQTT 5 listener) on a loopback port in a background thread.
-fn embedded_broker() -> Result<String, DemoError> {
+fn embedded_broker() -> Result<BrokerUrl, DemoError> {
     let port = free_port()?;
     let text = format!(
         r#"id = 0
@@ -104,11 +99,20 @@ next_connection_delay_ms = 1
         .map_err(|e| DemoError::Broker(e.to_string()))?;
     // No readiness probe (rumqttd logs a bare TCP connect as a failed client): the publisher
     // and the subscriber retry until it listens.
-    Ok(format!("mqtt://127.0.0.1:{port}"))
+    Ok(BrokerUrl {
+        tls: false,
+        host: "127.0.0.1".into(),
+        port,
+    })
 }
 
-/// Runs the demo until every study is predicted, or `stop` is set (Ctrl-C).
-pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, DemoError> {
+/// Runs the demo until every study is predicted, or `shutdown` is requested (Ctrl-C). The
+/// appliance's publisher and the reading-room subscriber run on `rt`.
+pub fn run(
+    opts: &DemoOptions,
+    rt: &tokio::runtime::Handle,
+    shutdown: &Shutdown,
+) -> Result<DemoSummary, DemoError> {
     let root = match &opts.keep {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("ismf-demo-{}", std::process::id())),
@@ -127,11 +131,12 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
     config.ingest.watch_dir = root.join("scanner-export");
     config.ingest.state_dir = root.join("state");
     config.ingest.quarantine_dir = root.join("quarantine");
-    config.ingest.stable_seconds = 3.0;
-    config.ingest.force_after_seconds = 60.0;
-    config.ingest.rescan_seconds = 2.0;
+    config.ingest.stable = Duration::from_secs(3);
+    config.ingest.force_after = Duration::from_secs(60);
+    config.ingest.rescan = Duration::from_secs(2);
     config.mqtt.url = url.clone();
-    config.mqtt.heartbeat = 10;
+    config.mqtt.client_id = "ismf-demo".into();
+    config.mqtt.heartbeat = Duration::from_secs(10);
     config.model.card = opts.card.clone();
     std::fs::create_dir_all(&config.ingest.watch_dir).map_err(io)?;
 
@@ -174,16 +179,17 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
     let appliance_ended = Arc::new(AtomicBool::new(false));
     let appliance = {
         let config = config.clone();
-        let stop = stop.clone();
+        let shutdown = shutdown.clone();
         let ended = appliance_ended.clone();
+        let rt = rt.clone();
         std::thread::Builder::new()
             .name("appliance".into())
             .spawn(move || {
-                let r = pipeline::run(&config, stop);
+                let r = pipeline::run(&config, &rt, &shutdown);
                 ended.store(true, Ordering::SeqCst);
                 r
             })
-            .map_err(DemoError::Runtime)?
+            .map_err(DemoError::Thread)?
     };
     // The scanner.
     let scanner = {
@@ -201,17 +207,13 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
         std::thread::Builder::new()
             .name("scanner".into())
             .spawn(move || simulate::run(&sim))
-            .map_err(DemoError::Runtime)?
+            .map_err(DemoError::Thread)?
     };
     // The reading room.
     let seen = Arc::new(Mutex::new(DemoSummary {
         studies: opts.studies,
         ..Default::default()
     }));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(DemoError::Runtime)?;
     let sub_opts = SubscribeOptions {
         url,
         topic_prefix: config.mqtt.topic_prefix.clone(),
@@ -227,10 +229,9 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
     let started = Instant::now();
     {
         let seen = seen.clone();
-        let stop = stop.clone();
         rt.block_on(async move {
             let watch_stop = async {
-                while !stop.load(Ordering::SeqCst) && !appliance_ended.load(Ordering::SeqCst) {
+                while !shutdown.is_requested() && !appliance_ended.load(Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             };
@@ -279,7 +280,7 @@ pub fn run(opts: &DemoOptions, stop: Arc<AtomicBool>) -> Result<DemoSummary, Dem
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
         s.predicted >= s.studies
     };
-    stop.store(true, Ordering::SeqCst);
+    shutdown.request();
     if finished {
         let _ = scanner.join();
     }

@@ -177,7 +177,7 @@ pub fn evaluate_dir(
             None => Err("no files of this study under the folder".to_string()),
             Some(entry) => classifier
                 .classify_entry(entry, 0.0)
-                .map_err(|e: ClassifyError| e.to_string()),
+                .map_err(|e: ClassifyError| crate::logging::Chain(&e).to_string()),
         };
         match outcome {
             Ok(p) => {
@@ -209,6 +209,35 @@ pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The human-readable table of `ismf eval` (the JSON form is the report itself).
+pub fn render_text(report: &EvalReport) -> String {
+    use std::fmt::Write as _;
+    let s = &report.scores;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} studies ({} precision): micro-accuracy {:.3} (95 % CI {:.3}-{:.3}); simulated studies, not clinical accuracy",
+        s.n, report.precision, s.micro_accuracy, s.ci95[0], s.ci95[1]
+    );
+    let _ = writeln!(out, "class  precision recall f1    support");
+    for (i, c) in crate::model::CLASSES.iter().enumerate() {
+        let k = &s.per_class[*c];
+        let _ = writeln!(
+            out,
+            "{c:<6} {:.3}     {:.3}  {:.3} {:>4}   confusion {:?}",
+            k.precision, k.recall, k.f1, k.support, s.confusion[i]
+        );
+    }
+    for f in &report.failed {
+        let _ = writeln!(
+            out,
+            "not classified: {}: {}",
+            f.study_instance_uid, f.reason
+        );
+    }
+    out
 }
 
 #[cfg(test)]

@@ -6,39 +6,47 @@
 //!
 //! ## Layout
 //!
-//! The crate follows `shared/ARCHITECTURE.md`; only the stages built so far exist.
+//! The daemon's path, stage by stage (`docs/ARCHITECTURE.md` in the repository has the data flow,
+//! threads and channels, the crash-safety write order, the config → component table and the
+//! test tiers):
+//!
+//! ```text
+//! ingest::watch → ingest (catalog, quarantine) → ingest::report + series (identify)
+//!   → ingest::complete → pixels (decode) → preprocess → model → publish::outbox → publish::mqtt
+//! ```
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`ingest`] | header-only reads, the Study → Series → Instance catalog, folder scans |
+//! | [`ingest`] | the folder watcher, header-only reads, the durable Study → Series → Instance catalog, quarantine, completeness, the study report |
 //! | [`series`] | sequence identification rules (sag T1W/T2W/T2FS, ax T2W) with reasons |
 //! | [`dicom_guard`] | refuses forged element lengths before dicom-rs allocates for them |
 //! | [`pixels`] | DICOM pixel decoding into float volumes (all native codecs), with limits |
 //! | [`preprocess`] | volumes → 2.5-D model stacks, normalisation, clinical vector |
-//! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
-//! | [`simulate`] | the synthetic scanner: anatomy, lesions, MR signal, DICOM writer, export |
-//! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`model`] | the model card check, ISMF-Net on tract (f32 / int8 / f16, CPU or CUDA), ONNX export |
-//! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
+//! | [`classify`] | one study (or folder) through the report, preprocessing and the model → prediction |
 //! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
-//! | [`demo`] | `ismf demo`: embedded broker + realtime simulator + appliance + subscriber |
-//! | [`pipeline`] | `ismf run`: watcher → ingest → inference thread → outbox → MQTT, shutdown |
-//! | [`config`] | the firmware configuration (TOML, unknown keys refused, every problem listed) |
-//! | [`classify`] | one study folder through scan, preprocessing and the model → prediction |
+//! | [`pipeline`] | `ismf run`: watcher → ingest → inference thread → outbox → MQTT, [`pipeline::Shutdown`] |
+//! | [`config`] | the firmware configuration: merged over the embedded default, checked once into typed settings |
+//! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
+//! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
+//! | [`bench`] | `ismf bench`: model latency, decode + preprocess timing, header scans, MQTT cost |
+//! | [`simulate`] | the synthetic scanner: spine → lesion → anatomy, MR signal, DICOM writer, export |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
-//! | [`bench`] | `ismf bench`: decode + preprocess timing, header scans, peak memory |
+//! | `demo` | `ismf demo` (feature `demo`): embedded broker + realtime simulator + appliance + subscriber |
+//! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
-//! | [`logging`] | tracing subscriber set-up shared by the binary and tests |
+//! | [`logging`] | tracing set-up, [`logging::Chain`] for errors with their causes |
 //!
-//! The core is synchronous: rendering and encoding are plain functions over owned data, with
-//! rayon for data parallelism; async code (tokio) lives only at the edges: the MQTT publisher
-//! and subscriber.
+//! The core is synchronous: decoding, preprocessing and inference are plain functions over owned
+//! data, with rayon for data parallelism. tokio lives at the edges only — the MQTT publisher and
+//! subscriber, on a runtime the caller (the binary) owns and hands in; signals are the binary's.
 
 pub mod alloc;
 pub mod bench;
 pub mod classify;
 pub mod config;
 pub mod dataset;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod dicom_guard;
 pub mod eval;

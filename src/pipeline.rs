@@ -1,8 +1,9 @@
 //! `ismf run`: the appliance daemon. watcher → ingest (catalog, quarantine, completeness) →
-//! inference on its own thread → durable outbox → MQTT, as in `shared/ARCHITECTURE.md`.
+//! inference on its own thread → durable outbox → MQTT, as in `docs/ARCHITECTURE.md`.
 //!
-//! The core loop is synchronous and owns the ingest engine; tokio runs only the MQTT publisher
-//! and signal handling. Queues are bounded: the watcher blocks when the core falls behind, and
+//! The core loop is synchronous and owns the ingest engine; tokio runs only the MQTT publisher,
+//! on the runtime the caller hands in (the binary owns the runtime and the signals, and asks for
+//! a stop through [`Shutdown`]). Queues are bounded: the watcher blocks when the core falls behind, and
 //! at most [`INFERENCE_QUEUE`] studies wait for the model (the others stay `complete` in the
 //! journal). Crash safety comes from the order of writes: a prediction is committed to the outbox
 //! before its study is marked processed in the journal, so a crash between the two re-runs the
@@ -11,24 +12,26 @@
 
 use crate::classify::{Classifier, ClassifyError};
 use crate::config::Config;
-use crate::ingest::complete::{StudyState, Timing};
-use crate::ingest::quarantine::QuarantineMode;
-use crate::ingest::watch::{self, WatchConfig};
-use crate::ingest::{Ingest, IngestConfig, IngestError, IngestEvent};
+use crate::ingest::complete::StudyState;
+use crate::ingest::watch;
+use crate::ingest::{Ingest, IngestError, IngestEvent};
+use crate::logging::Chain;
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessParams;
 use crate::publish::message::{Event, EventKind, ModelInfo, Prediction};
 use crate::publish::mqtt::{MqttError, Publisher};
 use crate::publish::outbox::{MessageKind, OutboxError};
-use crate::series::Rules;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Studies waiting for the model at most (backpressure beyond it).
 pub const INFERENCE_QUEUE: usize = 2;
+
+/// Ready files the watcher may queue before it blocks (backpressure on the folder scan).
+pub const READY_QUEUE: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -40,8 +43,27 @@ pub enum PipelineError {
     Mqtt(#[from] MqttError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("cannot start the inference thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Asks the daemon to stop: set from the binary's signal handler (SIGTERM, SIGINT), a test, or
+/// `ismf demo`; cloning shares the request.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// What a run did, for the log line at exit and for tests.
@@ -54,10 +76,7 @@ pub struct RunSummary {
 }
 
 fn now_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    crate::publish::message::unix_seconds()
 }
 
 fn relative(root: &Path, path: &Path) -> String {
@@ -67,33 +86,20 @@ fn relative(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-/// Runs until `stop` is set (SIGTERM/SIGINT in `ismf run`), then stops intake, finishes the study
-/// in flight, gives the broker a moment to take what is queued, publishes `offline` and returns.
-pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, PipelineError> {
+/// Runs until `shutdown` is requested, then stops intake, finishes the studies in flight (at most
+/// [`INFERENCE_QUEUE`]), gives the broker a moment to take what is queued, publishes `offline`
+/// and returns. The MQTT publisher runs on `rt`.
+pub fn run(
+    config: &Config,
+    rt: &tokio::runtime::Handle,
+    shutdown: &Shutdown,
+) -> Result<RunSummary, PipelineError> {
     let ing = &config.ingest;
     for dir in [&ing.watch_dir, &ing.state_dir, &ing.quarantine_dir] {
         std::fs::create_dir_all(dir).map_err(|source| IngestError::Io {
             path: dir.clone(),
             source,
         })?;
-    }
-    let rt = crate::publish::edge_runtime().map_err(PipelineError::Runtime)?;
-    let _enter = rt.enter();
-    // SIGTERM (systemd) and SIGINT (Ctrl-C) ask for a clean stop.
-    {
-        let stop = stop.clone();
-        rt.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("stop requested");
-            stop.store(true, Ordering::SeqCst);
-        });
     }
     crate::model::set_threads(config.model.threads);
     let params = PreprocessParams::default();
@@ -108,25 +114,11 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
     let mut classifier = Classifier::new(model, params);
     classifier.appliance_id = config.appliance.id.clone();
     classifier.phi = config.mqtt.phi;
-    let publisher = Publisher::from_config(config, Some(model_info.clone()))?;
+    let publisher = Publisher::open(config.publisher(Some(model_info.clone())), rt)?;
 
-    let (mut ingest, owed) = Ingest::open(IngestConfig {
-        watch_dir: ing.watch_dir.clone(),
-        state_dir: ing.state_dir.clone(),
-        quarantine_dir: ing.quarantine_dir.clone(),
-        quarantine_mode: QuarantineMode::Move,
-        timing: Timing {
-            stable_seconds: ing.stable_seconds,
-            force_after_seconds: ing.force_after_seconds,
-        },
-        quarantine_grace_seconds: ing.stable_seconds.max(5.0),
-        rules: Rules::default(),
-    })?;
-    let (ready_tx, ready_rx) = mpsc::sync_channel(1024);
-    let mut watch_config = WatchConfig::new(ing.watch_dir.clone());
-    watch_config.poll_only = ing.poll_only;
-    watch_config.rescan = Duration::from_secs_f64(ing.rescan_seconds);
-    let watcher = watch::spawn(watch_config, ready_tx)?;
+    let (mut ingest, owed) = Ingest::open(config.ingest_engine())?;
+    let (ready_tx, ready_rx) = mpsc::sync_channel(READY_QUEUE);
+    let watcher = watch::spawn(config.watcher(), ready_tx)?;
 
     // The inference thread: catalogued studies in, predictions out.
     let (job_tx, job_rx) =
@@ -145,7 +137,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
                 }
             }
         })
-        .map_err(PipelineError::Runtime)?;
+        .map_err(PipelineError::Thread)?;
 
     let mut summary = RunSummary::default();
     let mut waiting: VecDeque<String> = VecDeque::new();
@@ -188,7 +180,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
         } else if room {
             outbox_full_reported = false;
         }
-        while room && in_flight < INFERENCE_QUEUE && !stop.load(Ordering::SeqCst) {
+        while room && in_flight < INFERENCE_QUEUE && !shutdown.is_requested() {
             let Some(uid) = waiting.pop_front() else {
                 break;
             };
@@ -201,7 +193,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
             in_flight += 1;
         }
         publisher.set_studies_waiting(waiting.len() + in_flight);
-        if stop.load(Ordering::SeqCst) {
+        if shutdown.is_requested() {
             break;
         }
         // New files (bounded wait so ticks and results keep flowing).
@@ -220,7 +212,7 @@ pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<RunSummary, Pipelin
         }
     }
 
-    // Shutdown: no more intake; the study in flight finishes and is published; the rest stays
+    // Shutdown: no more intake; the studies in flight finish and are published; the rest stay
     // `complete` in the journal for the next start.
     tracing::info!(in_flight, waiting = waiting.len(), "stopping");
     watcher.stop();
@@ -255,7 +247,7 @@ fn record(
 ) -> Result<Option<String>, PipelineError> {
     let now = now_seconds();
     match result {
-        Ok(p) => match publisher.submit_json(MessageKind::Prediction, &p, &p.model.sha256) {
+        Ok(p) => match publisher.submit_prediction(&p, ingest.last_arrival(&uid)) {
             Ok(_) => {
                 ingest.set_state(&uid, StudyState::Processed, now)?;
                 summary.predicted += 1;
@@ -274,10 +266,11 @@ fn record(
             Err(e) => Err(e.into()),
         },
         Err(e) => {
-            tracing::error!(study = %uid, error = %e, "study failed");
+            let reason = Chain(&e).to_string();
+            tracing::error!(study = %uid, error = %reason, "study failed");
             ingest.set_state(&uid, StudyState::Failed, now)?;
             summary.failed += 1;
-            let mut event = Event::new(EventKind::Error, &config.appliance.id, e.to_string());
+            let mut event = Event::new(EventKind::Error, &config.appliance.id, reason);
             event.study_instance_uid = Some(uid);
             let _ = publisher.submit_json(MessageKind::Event, &event, "");
             Ok(None)
@@ -321,6 +314,6 @@ fn handle_event(
         }
     };
     if let Err(e) = publisher.submit_json(MessageKind::Event, &event, "") {
-        tracing::error!(error = %e, "event not queued");
+        tracing::error!(error = %Chain(&e), "event not queued");
     }
 }

@@ -6,7 +6,8 @@
 //! Dixon ImageType and STIR inversion times. Descriptions and protocol names only break ties
 //! where the header is silent or ambiguous. Localizers, post-contrast, diffusion, derived and
 //! reformatted series are excluded first. The thresholds and keyword lists are [`Rules`], a
-//! serde struct whose defaults are documented here and which the appliance config can override.
+//! serde struct whose defaults are documented here (the appliance runs them as they are; no
+//! configuration key overrides them yet).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

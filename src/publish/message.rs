@@ -215,9 +215,28 @@ pub struct Status {
     pub uptime_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queues: Option<QueueDepths>,
+    /// Timing of the last studies published by this process (absent until the first PUBACK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_studies: Option<RecentStudies>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub created_at: String,
+}
+
+/// The heartbeat's view of how fast the appliance answers: over the last `studies` (at most 64)
+/// predictions acknowledged by the broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentStudies {
+    pub studies: usize,
+    /// From the study's last file arriving to the broker's PUBACK of its prediction.
+    pub last_file_to_puback_ms: Percentiles,
+    pub inference_ms: Percentiles,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
 }
 
 /// A stand-in prediction for study `i` (fixed probabilities, four series, a dummy model): for
@@ -263,6 +282,14 @@ pub fn prediction_id(study_instance_uid: &str, model_sha256: &str) -> String {
 }
 
 /// UTC now as RFC 3339 with milliseconds.
+/// Seconds since the Unix epoch, now (0 if the clock is before it).
+pub fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 pub fn utc_now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

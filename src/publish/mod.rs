@@ -6,6 +6,7 @@ pub mod message;
 pub mod mqtt;
 pub mod outbox;
 pub mod subscribe;
+pub mod url;
 
 /// The small tokio runtime the edges share (publisher, subscriber, signals): two workers are
 /// plenty for one broker connection, and the synchronous core keeps the other threads.

@@ -1,4 +1,5 @@
-//! The MQTT 5 publisher (rumqttc) with what rumqttc lacks (shared/PROBES.md): messages come from
+//! The MQTT 5 publisher (rumqttc) with what rumqttc lacks (it neither persists
+//! unacknowledged messages nor re-sends them after a fresh session): messages come from
 //! the durable [`Outbox`] and leave it only on PUBACK; a fresh broker session
 //! (`session_present = false`) re-sends everything unacknowledged; reconnects back off
 //! exponentially with jitter; the retained status topic carries `online`, heartbeats and — by
@@ -11,9 +12,13 @@
 //! messages are in flight, and nothing is requested while disconnected, so the order a fresh
 //! session needs is simply the outbox's order.
 
-use super::message::{utc_now, Availability, ModelInfo, QueueDepths, Status, SCHEMA_VERSION};
+use super::message::{
+    utc_now, Availability, ModelInfo, Percentiles, QueueDepths, RecentStudies, Status,
+    SCHEMA_VERSION,
+};
 use super::outbox::{MessageKind, Outbox, OutboxError, OutboxMessage};
-use crate::config::{BrokerUrl, Config};
+use super::url::BrokerUrl;
+use heapless::HistoryBuf;
 use rumqttc::v5::mqttbytes::v5::{
     LastWill, LastWillProperties, Packet, PubAckReason, PublishProperties,
 };
@@ -56,10 +61,10 @@ pub enum MqttError {
     },
 }
 
-/// Everything the publisher needs, taken from [`Config`] (or built by hand in tests).
+/// Everything the publisher needs; the appliance's come from `config::Config::publisher`.
 #[derive(Clone, Debug)]
 pub struct PublisherSettings {
-    pub url: String,
+    pub url: BrokerUrl,
     pub client_id: String,
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
@@ -69,32 +74,18 @@ pub struct PublisherSettings {
     pub topics: Topics,
     pub appliance_id: String,
     pub keep_alive: Duration,
-    pub message_expiry: u32,
-    pub session_expiry: u32,
+    pub message_expiry: Duration,
+    pub session_expiry: Duration,
     pub heartbeat: Duration,
     pub model: Option<ModelInfo>,
+    /// The durable outbox ([`Publisher::open`] opens it here).
+    pub outbox_path: PathBuf,
+    pub outbox_capacity: usize,
 }
 
-impl PublisherSettings {
-    pub fn from_config(config: &Config, model: Option<ModelInfo>) -> PublisherSettings {
-        let m = &config.mqtt;
-        PublisherSettings {
-            url: m.url.clone(),
-            client_id: config.client_id(),
-            username: m.username.clone(),
-            password_file: m.password_file.clone(),
-            ca_file: m.ca_file.clone(),
-            client_cert_file: m.client_cert_file.clone(),
-            client_key_file: m.client_key_file.clone(),
-            topics: Topics::new(&m.topic_prefix, &config.appliance.id),
-            appliance_id: config.appliance.id.clone(),
-            keep_alive: Duration::from_secs(m.keep_alive),
-            message_expiry: m.message_expiry,
-            session_expiry: m.session_expiry,
-            heartbeat: Duration::from_secs(m.heartbeat),
-            model,
-        }
-    }
+/// MQTT 5 interval properties are whole seconds in 32 bits.
+fn seconds_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
 /// The appliance's three topics.
@@ -180,7 +171,7 @@ pub fn tls_config(
 /// Connection options shared by the publisher and the subscriber.
 #[allow(clippy::too_many_arguments)]
 pub fn mqtt_options(
-    url: &str,
+    broker: &BrokerUrl,
     client_id: &str,
     username: Option<&str>,
     password_file: Option<&Path>,
@@ -188,7 +179,7 @@ pub fn mqtt_options(
     client: Option<(&Path, &Path)>,
     keep_alive: Duration,
 ) -> Result<MqttOptions, MqttError> {
-    let broker = BrokerUrl::parse(url).map_err(MqttError::Config)?;
+    let url = broker;
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(keep_alive);
     options.set_connection_timeout(10);
@@ -242,9 +233,30 @@ struct SendState {
     refused: u64,
     /// Seconds from offer to PUBACK of every acknowledged message.
     ack_latencies: Vec<f64>,
+    /// Predictions submitted in this process, by outbox entry: when their study's last file
+    /// arrived and what inference took, for the heartbeat's percentiles at their PUBACK.
+    clocks: HashMap<u64, StudyClock>,
+    /// The last [`RECENT`] acknowledged studies: last file → PUBACK, and inference, in ms.
+    recent_latency_ms: HistoryBuf<f64, RECENT>,
+    recent_inference_ms: HistoryBuf<f64, RECENT>,
+}
+
+/// Studies whose latencies the heartbeat summarises: a fixed ring, the bound being the contract
+/// of the status message ("the last 64 studies").
+pub const RECENT: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+struct StudyClock {
+    /// Seconds since the Unix epoch.
+    last_file: f64,
+    inference_ms: f64,
 }
 
 struct Shared {
+    /// Acknowledged outbox entries, in PUBACK order, for the remover thread: the fsync'd redb
+    /// commit of a removal must not stall the event loop. At most [`WINDOW`] are ever waiting
+    /// (only that many are in flight). Taken (closed) at shutdown.
+    removals: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
     settings: PublisherSettings,
     outbox: Arc<Outbox>,
     client: AsyncClient,
@@ -268,16 +280,22 @@ pub struct PublisherStats {
     pub ack_latencies: Vec<f64>,
 }
 
-/// A running publisher: an event-loop task and a heartbeat task on the current tokio runtime.
+/// A running publisher: an event-loop task and a heartbeat task on the runtime handed to
+/// [`Publisher::start`], and the `outbox-remover` thread.
 pub struct Publisher {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    remover: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Publisher {
     /// Connects in the background (the first connection and every reconnect happen in the event
     /// loop task) and starts offering what the outbox holds.
-    pub fn start(settings: PublisherSettings, outbox: Arc<Outbox>) -> Result<Publisher, MqttError> {
+    pub fn start(
+        settings: PublisherSettings,
+        outbox: Arc<Outbox>,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Publisher, MqttError> {
         let mut options = mqtt_options(
             &settings.url,
             &settings.client_id,
@@ -291,7 +309,7 @@ impl Publisher {
             settings.keep_alive,
         )?;
         options.set_clean_start(false);
-        options.set_session_expiry_interval(Some(settings.session_expiry));
+        options.set_session_expiry_interval(Some(seconds_u32(settings.session_expiry)));
         options.set_outgoing_inflight_upper_limit(2 * WINDOW as u16);
         let will = status_payload(
             &settings,
@@ -315,7 +333,9 @@ impl Publisher {
             }),
         ));
         let (client, eventloop) = AsyncClient::new(options, 4 * WINDOW);
+        let (removals, removed) = std::sync::mpsc::channel::<u64>();
         let shared = Arc::new(Shared {
+            removals: Mutex::new(Some(removals)),
             settings,
             outbox,
             client,
@@ -328,20 +348,34 @@ impl Publisher {
             studies_waiting: Default::default(),
         });
         let tasks = vec![
-            tokio::spawn(run_eventloop(shared.clone(), eventloop)),
-            tokio::spawn(run_heartbeat(shared.clone())),
+            rt.spawn(run_eventloop(shared.clone(), eventloop)),
+            rt.spawn(run_heartbeat(shared.clone())),
         ];
-        Ok(Publisher { shared, tasks })
+        let remover = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("outbox-remover".into())
+                .spawn(move || {
+                    for seq in removed {
+                        acknowledged(&shared, seq);
+                    }
+                })
+                .map_err(|e| MqttError::Config(format!("cannot start the outbox remover: {e}")))?
+        };
+        Ok(Publisher {
+            shared,
+            tasks,
+            remover: Some(remover),
+        })
     }
 
-    /// The appliance's publisher: its outbox in `state_dir` (capacity from the config) and the
-    /// connection settings from `[appliance]` and `[mqtt]`.
-    pub fn from_config(config: &Config, model: Option<ModelInfo>) -> Result<Publisher, MqttError> {
-        let outbox = Outbox::open(&config.outbox_path(), config.mqtt.outbox_capacity)?;
-        Publisher::start(
-            PublisherSettings::from_config(config, model),
-            Arc::new(outbox),
-        )
+    /// Opens the outbox the settings name, then starts as [`Publisher::start`].
+    pub fn open(
+        settings: PublisherSettings,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Publisher, MqttError> {
+        let outbox = Outbox::open(&settings.outbox_path, settings.outbox_capacity)?;
+        Publisher::start(settings, Arc::new(outbox), rt)
     }
 
     pub fn topics(&self) -> &Topics {
@@ -384,6 +418,34 @@ impl Publisher {
         })
     }
 
+    /// A prediction on the predictions topic; `last_file` (seconds since the Unix epoch) is when
+    /// its study's last file arrived, for the heartbeat's latency percentiles.
+    pub fn submit_prediction(
+        &self,
+        prediction: &super::message::Prediction,
+        last_file: Option<f64>,
+    ) -> Result<u64, OutboxError> {
+        let topic = self.shared.settings.topics.predictions.clone();
+        let message = OutboxMessage {
+            kind: MessageKind::Prediction,
+            topic,
+            payload: serde_json::to_string(prediction).unwrap_or_default(),
+            model_sha256: prediction.model.sha256.clone(),
+        };
+        let seq = self.shared.outbox.push(&message)?;
+        if let Some(last_file) = last_file {
+            lock(&self.shared.state).clocks.insert(
+                seq,
+                StudyClock {
+                    last_file,
+                    inference_ms: prediction.timings.inference_ms,
+                },
+            );
+        }
+        offer(&self.shared);
+        Ok(seq)
+    }
+
     pub fn stats(&self) -> PublisherStats {
         let s = lock(&self.shared.state);
         PublisherStats {
@@ -414,7 +476,7 @@ impl Publisher {
                     .clone()
                     .unwrap_or_else(|| "none (connected, but no acknowledgement came)".into());
                 return Err(MqttError::NotAcknowledged {
-                    url: self.shared.settings.url.clone(),
+                    url: self.shared.settings.url.to_string(),
                     waiting,
                     seconds: timeout.as_secs(),
                     last_error,
@@ -436,6 +498,11 @@ impl Publisher {
         }
         shared.stopping.store(true, Ordering::SeqCst);
         let _ = shared.client.try_disconnect();
+        // Removals already acknowledged finish; the thread ends when its channel closes.
+        drop(lock_removals(shared).take());
+        if let Some(remover) = self.remover {
+            let _ = tokio::task::spawn_blocking(move || remover.join()).await;
+        }
         let mut tasks = self.tasks;
         if let Some(eventloop) = tasks.first_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(2), eventloop).await;
@@ -448,6 +515,50 @@ impl Publisher {
 
 fn lock(m: &Mutex<SendState>) -> std::sync::MutexGuard<'_, SendState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_removals(
+    shared: &Shared,
+) -> std::sync::MutexGuard<'_, Option<std::sync::mpsc::Sender<u64>>> {
+    shared.removals.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// On the remover thread: an acknowledged entry leaves the outbox (an fsync'd commit), then the
+/// counters and the latency ring learn of it and the window moves on.
+fn acknowledged(shared: &Shared, seq: u64) {
+    if let Err(e) = shared.outbox.remove(seq) {
+        tracing::error!(error = %crate::logging::Chain(&e), "outbox removal failed");
+    }
+    {
+        let mut s = lock(&shared.state);
+        s.offered.remove(&seq);
+        if let Some(t) = s.offered_at.remove(&seq) {
+            s.ack_latencies.push(t.elapsed().as_secs_f64());
+        }
+        if let Some(clock) = s.clocks.remove(&seq) {
+            let now = crate::publish::message::unix_seconds();
+            s.recent_latency_ms
+                .write(((now - clock.last_file) * 1e3).max(0.0));
+            s.recent_inference_ms.write(clock.inference_ms);
+        }
+        s.acknowledged += 1;
+    }
+    offer(shared);
+    shared.changed.notify_waiters();
+}
+
+/// The p50 and p95 of a ring (nearest rank), or `None` while it is empty.
+fn percentiles(ring: &HistoryBuf<f64, RECENT>) -> Option<Percentiles> {
+    let mut v: Vec<f64> = ring.as_slice().to_vec();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some(Percentiles {
+        p50: rank(0.50),
+        p95: rank(0.95),
+    })
 }
 
 fn user_properties(model_sha256: Option<&str>) -> Vec<(String, String)> {
@@ -474,7 +585,7 @@ fn status_payload(
     reason: &str,
     extra: Option<(&Shared, &SendState)>,
 ) -> String {
-    let (started_at, uptime_s, queues, last_error) = match extra {
+    let (started_at, uptime_s, queues, last_error, latency) = match extra {
         Some((shared, s)) => (
             Some(shared.started_at.clone()),
             Some(shared.started.elapsed().as_secs()),
@@ -483,8 +594,15 @@ fn status_payload(
                 studies_waiting: shared.studies_waiting.load(Ordering::Relaxed),
             }),
             s.last_error.clone(),
+            percentiles(&s.recent_latency_ms)
+                .zip(percentiles(&s.recent_inference_ms))
+                .map(|(last_file_to_puback_ms, inference_ms)| RecentStudies {
+                    studies: s.recent_latency_ms.len(),
+                    last_file_to_puback_ms,
+                    inference_ms,
+                }),
         ),
-        None => (None, None, None, None),
+        None => (None, None, None, None, None),
     };
     let status = Status {
         schema_version: SCHEMA_VERSION,
@@ -496,6 +614,7 @@ fn status_payload(
         started_at,
         uptime_s,
         queues,
+        recent_studies: latency,
         last_error,
         created_at: utc_now(),
     };
@@ -538,13 +657,14 @@ fn offer(shared: &Shared) {
     {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(error = %e, "outbox unreadable");
-            s.last_error = Some(e.to_string());
+            let reason = crate::logging::Chain(&e).to_string();
+            tracing::error!(error = %reason, "outbox unreadable");
+            s.last_error = Some(reason);
             return;
         }
     };
     for (seq, m) in next {
-        let expiry = Some(shared.settings.message_expiry);
+        let expiry = Some(seconds_u32(shared.settings.message_expiry));
         // Events carry the running model's sha256 too (they have none of their own).
         let sha = Some(m.model_sha256.as_str())
             .filter(|s| !s.is_empty())
@@ -682,15 +802,15 @@ fn handle_event(shared: &Arc<Shared>, event: Event) {
             );
             match tag {
                 Some(Tag::Message(seq)) if ok => {
-                    if let Err(e) = shared.outbox.remove(seq) {
-                        tracing::error!(error = %e, "outbox removal failed");
+                    // The removal (a disk commit) runs on the remover thread, in PUBACK order;
+                    // it offers the next messages when done.
+                    let sent = lock_removals(shared)
+                        .as_ref()
+                        .map(|tx| tx.send(seq).is_ok());
+                    if sent != Some(true) {
+                        acknowledged(shared, seq);
                     }
-                    let mut s = lock(&shared.state);
-                    s.offered.remove(&seq);
-                    if let Some(t) = s.offered_at.remove(&seq) {
-                        s.ack_latencies.push(t.elapsed().as_secs_f64());
-                    }
-                    s.acknowledged += 1;
+                    return;
                 }
                 Some(Tag::Message(seq)) => {
                     // Refused by the broker (e.g. not authorised): kept in the outbox and offered
@@ -751,7 +871,7 @@ mod tests {
         let e = tls_config(&junk, None).expect_err("junk");
         assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
         let e = mqtt_options(
-            "mqtt://localhost:1883",
+            &BrokerUrl::parse("mqtt://localhost:1883").expect("url"),
             "c",
             None,
             None,

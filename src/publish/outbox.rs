@@ -20,8 +20,12 @@ pub const EVENT_RESERVE: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("outbox {path}: {reason}")]
-    Storage { path: PathBuf, reason: String },
+    #[error("outbox {path}")]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("outbox {path} is full ({len} messages waiting for the broker, capacity {capacity})")]
     Full {
         path: PathBuf,
@@ -60,15 +64,15 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox file; its parent folder is created if missing.
     pub fn open(path: &Path, capacity: usize) -> Result<Outbox, OutboxError> {
-        let fail = |reason: String| OutboxError::Storage {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| OutboxError::Storage {
             path: path.to_path_buf(),
-            reason,
+            source,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display()).into()))?;
         }
-        let db = Database::create(path).map_err(|e| fail(e.to_string()))?;
+        let db = Database::create(path).map_err(|e| fail(e.into()))?;
         let outbox = Outbox {
             db,
             path: path.to_path_buf(),
@@ -82,10 +86,10 @@ impl Outbox {
         Ok(outbox)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> OutboxError {
+    fn err(&self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> OutboxError {
         OutboxError::Storage {
             path: self.path.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         }
     }
 
@@ -253,6 +257,8 @@ mod tests {
         let e = Outbox::open(&blocker.join("outbox.redb"), 3)
             .err()
             .expect("error");
-        assert!(e.to_string().contains("cannot create"), "{e}");
+        // The cause is the error's source; logs and events print the whole chain.
+        let text = crate::logging::Chain(&e).to_string();
+        assert!(text.contains("cannot create"), "{text}");
     }
 }

@@ -3,6 +3,7 @@
 
 use super::message::{Event, Prediction, Status};
 use super::mqtt::{mqtt_options, MqttError};
+use super::url::BrokerUrl;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as LoopEvent};
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct SubscribeOptions {
-    pub url: String,
+    pub url: BrokerUrl,
     pub topic_prefix: String,
     /// One appliance, or every appliance (`+`).
     pub appliance: Option<String>,

@@ -1,0 +1,179 @@
+//! The appliance and its reading room: `run`, `demo`, `subscribe`, `config`. Signals are
+//! handled here, at the edge: SIGTERM (systemd) and SIGINT (Ctrl-C) request the library's
+//! [`Shutdown`].
+
+use super::args::{broker_url, runtime};
+use super::say;
+use ismf::config::{BrokerUrl, Config};
+use ismf::pipeline::Shutdown;
+use std::path::PathBuf;
+
+/// On `rt`: the first SIGTERM or SIGINT requests `shutdown`.
+fn stop_on_signals(rt: &tokio::runtime::Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = {
+        let _enter = rt.enter();
+        signal(SignalKind::terminate())
+            .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM handler: {e}"))?
+    };
+    let shutdown = shutdown.clone();
+    rt.spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stop requested");
+        shutdown.request();
+    });
+    Ok(())
+}
+
+pub fn run(config: PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(&config)?;
+    let rt = runtime()?;
+    let shutdown = Shutdown::new();
+    stop_on_signals(&rt, &shutdown)?;
+    ismf::pipeline::run(&config, rt.handle(), &shutdown)?;
+    Ok(())
+}
+
+/// `ismf demo`'s arguments.
+#[cfg(feature = "demo")]
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 5)]
+    studies: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Realtime export speed-up (1 = a scanner's pace).
+    #[arg(long, default_value_t = 10.0)]
+    speed: f64,
+    /// Keep the folders (scanner export, state, quarantine, truth) here instead of a temporary
+    /// folder removed at the end.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// Use this broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long, value_parser = broker_url)]
+    broker: Option<BrokerUrl>,
+    /// The model card. Default: $ISMF_MODEL_CARD, then /opt/ismf/models/model-card.json, then
+    /// models/model-card.json.
+    #[arg(long)]
+    card: Option<PathBuf>,
+}
+
+#[cfg(feature = "demo")]
+pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let opts = ismf::demo::DemoOptions {
+        studies: args.studies,
+        seed: args.seed,
+        speed: args.speed,
+        keep: args.keep,
+        broker: args.broker,
+        card: ismf::model::locate_card(args.card.as_deref())?,
+    };
+    let rt = runtime()?;
+    let shutdown = Shutdown::new();
+    stop_on_signals(&rt, &shutdown)?;
+    ismf::demo::run(&opts, rt.handle(), &shutdown)?;
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct SubscribeArgs {
+    /// mqtt://host:port or mqtts://host:port.
+    #[arg(long, value_parser = broker_url)]
+    broker: BrokerUrl,
+    /// Only this appliance (default: every appliance under the prefix).
+    #[arg(long)]
+    appliance: Option<String>,
+    #[arg(long, default_value = "ismf")]
+    topic_prefix: String,
+    /// One JSON object per line: {"topic", "kind", "retained", "message"}.
+    #[arg(long)]
+    json: bool,
+    /// Keep a broker session under --client-id: predictions published while this subscriber is
+    /// away are delivered when it returns.
+    #[arg(long, requires = "client_id")]
+    persistent: bool,
+    #[arg(long)]
+    client_id: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS.
+    #[arg(long, requires = "key_file")]
+    cert_file: Option<PathBuf>,
+    #[arg(long, requires = "cert_file")]
+    key_file: Option<PathBuf>,
+}
+
+pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
+    use ismf::publish::subscribe::{self, SubscribeOptions};
+    let opts = SubscribeOptions {
+        url: args.broker,
+        topic_prefix: args.topic_prefix,
+        appliance: args.appliance,
+        client_id: args.client_id,
+        username: args.username,
+        password_file: args.password_file,
+        ca_file: args.ca_file,
+        client_cert_file: args.cert_file,
+        client_key_file: args.key_file,
+        persistent: args.persistent,
+    };
+    let json = args.json;
+    let rt = runtime()?;
+    let mut reported = false;
+    rt.block_on(async {
+        let stop = tokio::signal::ctrl_c();
+        let run = subscribe::run(
+            &opts,
+            |r| {
+                use std::io::Write;
+                let line = if json {
+                    serde_json::to_string(&r).unwrap_or_default()
+                } else {
+                    subscribe::render_text(&r)
+                };
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (the reader went away) ends the subscriber.
+                writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+            },
+            |e| {
+                if !reported {
+                    tracing::warn!(broker = %opts.url, error = %e, "cannot reach the broker; retrying");
+                    reported = true;
+                } else {
+                    tracing::debug!(error = %e, "retrying");
+                }
+            },
+        );
+        tokio::select! {
+            r = run => r.map_err(anyhow::Error::from),
+            _ = stop => Ok(()),
+        }
+    })
+}
+
+#[derive(clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print the embedded default configuration (every key commented).
+    PrintDefault,
+    /// Check a configuration file; lists every problem (exit 2 if any).
+    Check { file: PathBuf },
+}
+
+pub fn config(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::PrintDefault => super::print_stdout(ismf::config::DEFAULT_TOML)?,
+        ConfigCommand::Check { file } => {
+            Config::load(&file)?;
+            say!("{}: ok", file.display())?;
+        }
+    }
+    Ok(())
+}
