@@ -13,8 +13,9 @@ GLIBC=${GLIBC:-2.31}
 TARGET=aarch64-unknown-linux-gnu
 bash .ci/install-deps build
 bash cross/install-deps build
-# The `jetson` profile (Cargo.toml): release with fat LTO, one codegen unit, no debug info.
-cargo zigbuild --profile jetson --locked --target "$TARGET.$GLIBC" --bin ismf ${FEATURES:+--features "$FEATURES"}
+# The `jetson` profile (Cargo.toml): release with fat LTO, one codegen unit, no debug info; and
+# no default features: the appliance never runs `ismf demo` and its embedded broker.
+cargo zigbuild --profile jetson --locked --target "$TARGET.$GLIBC" --bin ismf --no-default-features ${FEATURES:+--features "$FEATURES"}
 mkdir -p target/cross
 aarch64-linux-gnu-strip -o target/cross/ismf-aarch64 "target/$TARGET/jetson/ismf"
 need=$(aarch64-linux-gnu-objdump -T target/cross/ismf-aarch64 | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)

@@ -5,7 +5,7 @@ Four sequence encoders (sag T1W, sag T2W, sag T2FS, ax T2W), each over its 2.5-D
 over the 9-value clinical vector; cross-modal fusion by self-attention over the five tokens; a
 5-class head (SCN, MNG, AST, EPN, MET).
 
-Chosen for tract on an edge CPU (shared/PROBES.md):
+Chosen for tract on an edge CPU (measurements in BENCHMARKS.md):
 - plain (not depthwise) 3 × 3 stride-2 convolutions whose width doubles as the grid halves, so
   the first layer stays narrow on the full 160² grid (where tract loses most to onnxruntime) and
   the wide layers run on small grids (where it comes closest). A 4 × 4 stride-4 patchify stem was
