@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The aarch64 (Jetson) build proven under QEMU user-mode emulation:
-#   1. the whole test suite, cross-compiled against the glibc baseline and run under
-#      qemu-aarch64 (the runner is in .cargo/config.toml; tests wrap what they spawn through
-#      ISMF_TARGET_RUNNER), with mosquitto, dcmtk and pydicom running natively beside it;
+#   1. the tests that prove the ARM build, cross-compiled against the glibc baseline and run
+#      under qemu-aarch64 (the runner is in .cargo/config.toml; tests wrap what they spawn
+#      through ISMF_TARGET_RUNNER), with mosquitto, dcmtk and pydicom running natively beside
+#      them: the model's numerics (f32, int8, f16) against onnxruntime's stored outputs, pixel
+#      decoding against pydicom and dcmtk, and the daemon's whole flow once (watch, classify,
+#      publish). Every other test runs natively only (tests/run-all.sh);
 #   2. the binary's glibc requirement checked against the baseline;
 #   3. the same simulator studies classified by the x86-64 and the aarch64 build: same class,
 #      probabilities within 1e-4 (f32);
@@ -10,7 +13,8 @@
 #      against f32: same class, probabilities within 1e-2.
 # QEMU is ~100x slower than native: this proves correctness, never speed.
 #
-#   bash cross/test.sh [extra cargo test arguments, e.g. a test name filter]
+#   bash cross/test.sh [extra cargo test arguments, e.g. `-- --nocapture`; a test name filter
+#                       adds to the tier's filters]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GLIBC=${GLIBC:-2.31}
@@ -22,7 +26,14 @@ bash cross/install-deps test
 # tract's own CI does (a55: the NEON, dot-product and fp16 kernels).
 export TRACT_CPU_AARCH64_KIND=${TRACT_CPU_AARCH64_KIND:-a55}
 export ISMF_TARGET_RUNNER="qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gnu"
-cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --no-run
+# The tier: libtest name filters on the one whole-flow test binary (tests/it/).
+TIER=(
+    model::tract_matches_onnxruntime_for_every_committed_variant
+    pixels::
+    daemon::run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on_sigterm
+)
+# `--test it` builds that binary and the `ismf` binary it runs, nothing else.
+cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --test it --no-run
 arm=target/$TARGET/debug/ismf
 
 need=$(aarch64-linux-gnu-objdump -T "$arm" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
@@ -33,8 +44,10 @@ fi
 echo "cross/test.sh: $arm needs $need (baseline GLIBC_$GLIBC)"
 
 started=$(date +%s)
-cargo-zigbuild test --locked --target "$TARGET.$GLIBC" "$@"
-echo "cross/test.sh: test suite under QEMU took $(($(date +%s) - started)) s"
+# "$@" goes before the tier's `--`: a caller's `-- --nocapture` gives the test binary
+# `--nocapture -- FILTERS…`, and libtest reads options up to that `--` and filters after it.
+cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --test it "$@" -- "${TIER[@]}"
+echo "cross/test.sh: QEMU tier took $(($(date +%s) - started)) s"
 
 # The same studies through both builds.
 cargo build --locked --bin ismf

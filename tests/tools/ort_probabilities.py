@@ -1,5 +1,5 @@
 """Runs ONNX files in onnxruntime (CPU) on the tensors `ismf dataset` wrote and prints one JSON
-object: {file: [[p_SCN, ...], ...]} with a row per study. Used by tests/export_onnx.rs.
+object: {file: [[p_SCN, ...], ...]} with a row per study. Used by tests/it/export_onnx.rs.
 
     python ort_probabilities.py DATASET_DIR MODEL.onnx [MODEL.onnx ...]
 """

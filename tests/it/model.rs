@@ -5,9 +5,7 @@
 //! committed: the simulator is deterministic, so the test regenerates them through the same
 //! pipeline and first checks that their sums still match what onnxruntime was fed.
 
-mod common;
-
-use common::{card_copy, model_card};
+use crate::common::{card_copy, model_card};
 use ismf::dataset::study_tensors;
 use ismf::model::{Model, ModelError, Precision, CLASSES};
 use ismf::preprocess::PreprocessParams;

@@ -5,9 +5,8 @@
 //! The validators are installed by the README test command (`.ci/run`); a missing tool fails
 //! the test rather than skipping it.
 
-mod common;
-
-use common::{dicom_files, python, sim, tool, truth};
+use crate::common;
+use crate::common::{dicom_files, python, sim, tool, truth};
 use dicom_dictionary_std::tags;
 use dicom_object::open_file;
 use ismf::simulate::render::pure_tissue;

@@ -2,9 +2,8 @@
 //! identified exactly as the simulator's ground truth says, with reasons; `ismf inspect --json`
 //! keeps its contract; bad and foreign files are reported, never fatal.
 
-mod common;
-
-use common::{sim, truth};
+use crate::common;
+use crate::common::{sim, truth};
 use ismf::inspect::{self, Report};
 use ismf::series::{Rules, SequenceKind};
 use ismf::simulate::{self, Site, Vendor};

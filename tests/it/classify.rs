@@ -1,9 +1,8 @@
 //! `ismf classify`, `ismf eval` and `ismf bench` on simulated studies with the committed model,
 //! and every bad-input case the runtime must refuse with a clear error.
 
-mod common;
-
-use common::{card_copy, ismf, model_card, run_sim, series_with_role, sim};
+use crate::common;
+use crate::common::{card_copy, ismf, model_card, run_sim, series_with_role, sim};
 use ismf::model::{Model, ModelError, Precision};
 use ismf::preprocess::PreprocessParams;
 use serde_json::Value;

@@ -1,9 +1,7 @@
 //! Preprocessing on simulator studies: the model inputs have the card's shapes and statistics,
 //! do not depend on file order, report missing slices, and the clinical vector matches the truth.
 
-mod common;
-
-use common::{run_sim, sim};
+use crate::common::{run_sim, sim};
 use ismf::ingest::catalog::read_header;
 use ismf::inspect;
 use ismf::pixels::DEFAULT_MAX_VOXELS;

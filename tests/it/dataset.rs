@@ -1,8 +1,7 @@
 //! `ismf dataset` writes exactly what the serving path computes for the same studies.
 
-mod common;
-
-use common::{python, sim, stdout_of};
+use crate::common;
+use crate::common::{python, sim, stdout_of};
 use ismf::dataset::{self, DatasetOptions};
 use ismf::ingest::catalog::read_header;
 use ismf::inspect;

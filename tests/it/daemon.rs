@@ -1,10 +1,9 @@
 //! `ismf run` as a hospital runs it: a real mosquitto, the export folder filling up, bad files,
 //! a study missing a sequence, SIGTERM.
 
-mod common;
-
-use common::broker::{appliance_config, of_kind, subscriber, Broker};
-use common::{dicom_files, ismf, run_sim, series_with_role, sim};
+use crate::common;
+use crate::common::broker::{appliance_config, of_kind, subscriber, Broker};
+use crate::common::{dicom_files, ismf, run_sim, series_with_role, sim};
 use ismf::simulate::{self, ExportMode};
 use std::path::Path;
 use std::process::{Child, Stdio};

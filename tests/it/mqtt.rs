@@ -2,10 +2,9 @@
 //! message type, mutual TLS, the last will, broker restarts and `kill -9` mid-stream with a
 //! persistent subscriber, and the full-outbox policy.
 
-mod common;
-
-use common::broker::{appliance_config, collect_lines, of_kind, subscriber, Broker, Certs};
-use common::{ismf, run_sim, sim};
+use crate::common;
+use crate::common::broker::{appliance_config, collect_lines, of_kind, subscriber, Broker, Certs};
+use crate::common::{ismf, run_sim, sim};
 use ismf::config::Config;
 use ismf::publish::message::{sample_prediction, Event, EventKind};
 use ismf::publish::mqtt::{Publisher, PublisherSettings};
@@ -133,7 +132,12 @@ impl Child {
 
 fn spawn_child(config: &Path, count: usize, interval_ms: u64) -> Child {
     let mut process = common::target_command(std::env::current_exe().expect("test binary"))
-        .args(["child_publisher", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "mqtt::child_publisher",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("ISMF_TEST_CONFIG", config)
         .env("ISMF_TEST_COUNT", count.to_string())
         .env("ISMF_TEST_INTERVAL_MS", interval_ms.to_string())

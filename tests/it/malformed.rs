@@ -3,9 +3,7 @@
 //! good study. Nothing panics; every bad file is quarantined with a reason (at ingest, or at
 //! decode for damage below the header); the good study completes and preprocesses.
 
-mod common;
-
-use common::{claim_size, rewrite, sim};
+use crate::common::{claim_size, rewrite, sim};
 use dicom_dictionary_std::tags;
 use ismf::ingest::complete::Timing;
 use ismf::ingest::quarantine::QuarantineMode;

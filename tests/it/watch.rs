@@ -3,9 +3,8 @@
 //! nothing twice, and the real watcher under a realtime scanner export (slow writes, renames,
 //! re-sends), nested folders, symbolic links and poll-only mode.
 
-mod common;
-
-use common::{dicom_files, run_sim, sim};
+use crate::common;
+use crate::common::{dicom_files, run_sim, sim};
 use ismf::ingest::complete::{StudyState, Timing};
 use ismf::ingest::quarantine::QuarantineMode;
 use ismf::ingest::watch::{self, WatchConfig};

@@ -1,9 +1,8 @@
 //! Pixel decoding against files nobody here wrote (Debian's pydicom test files, decoded by
 //! pydicom), against dcmtk-compressed copies of simulator files, and against hostile headers.
 
-mod common;
-
-use common::{claim_size, python, rewrite, sim, stdout_of, tool};
+use crate::common;
+use crate::common::{claim_size, python, rewrite, sim, stdout_of, tool};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use ismf::pixels::{decode_file, write_npy, PixelError, DEFAULT_MAX_VOXELS};

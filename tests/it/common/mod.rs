@@ -1,6 +1,5 @@
 //! Helpers shared by the whole-flow tests: simulator runs, file listings, ground truth and the
-//! external tools the tests check against. Each test binary uses a subset.
-#![allow(dead_code)]
+//! external tools the tests check against.
 
 pub mod broker;
 

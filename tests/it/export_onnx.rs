@@ -1,9 +1,8 @@
 //! `ismf export-onnx`: the exported fp32 and fp16 graphs give the shipped model's outputs in
 //! onnxruntime (the reference runtime a GPU consumer would use), and contract.json describes them.
 
-mod common;
-
-use common::{ismf, model_card, onnxruntime_python, stdout_of};
+use crate::common;
+use crate::common::{ismf, model_card, onnxruntime_python, stdout_of};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;

@@ -1,0 +1,19 @@
+//! The whole-flow tests, one module per flow, in one test binary: tract and the rest of the
+//! crate are linked once instead of once per flow. `cargo test --test it -- MODULE::` runs one
+//! flow (`cross/test.sh` runs a few this way under QEMU). The fuzz regressions are a binary of
+//! their own (`tests/fuzz_regressions.rs`): they install the appliance's allocator.
+
+mod common;
+
+mod classify;
+mod daemon;
+mod dataset;
+mod export_onnx;
+mod ingest;
+mod malformed;
+mod model;
+mod mqtt;
+mod pixels;
+mod preprocess;
+mod simulate;
+mod watch;
