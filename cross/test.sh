@@ -30,6 +30,7 @@ export ISMF_TARGET_RUNNER="qemu-aarch64-static -cpu max -L /usr/aarch64-linux-gn
 TIER=(
     model::tract_matches_onnxruntime_for_every_committed_variant
     pixels::
+    mqtt::mutual_tls_accepts_the_right_client_and_refuses_others
     daemon::run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on_sigterm
 )
 # `--test it` builds that binary and the `ismf` binary it runs, nothing else.

@@ -226,11 +226,30 @@ fn unknown_keys(file: &toml::Table, default: &toml::Table) -> Vec<String> {
             if !known.contains_key(key)
                 && !OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str()))
             {
-                unknown.push(format!("unknown key {section}.{key}"));
+                let candidates = known.keys().map(String::as_str).chain(
+                    OPTIONAL_KEYS
+                        .iter()
+                        .filter(|(s, _)| s == section)
+                        .map(|(_, k)| *k),
+                );
+                let hint = match closest(key, candidates) {
+                    Some(near) => format!(" (did you mean {section}.{near}?)"),
+                    None => String::new(),
+                };
+                unknown.push(format!("unknown key {section}.{key}{hint}"));
             }
         }
     }
     unknown
+}
+
+/// The candidate nearest to a misspelt `key`, when it is near enough to be the likely intent.
+fn closest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(key, c), c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 /// A path as given, or joined to the working directory when relative.
@@ -246,7 +265,9 @@ impl Config {
         let raw: RawConfig = toml::Value::Table(default_table())
             .try_into()
             .unwrap_or_else(|e| panic!("the embedded default config does not parse: {e}"));
-        Config::from_raw(raw)
+        let url = BrokerUrl::parse(&raw.mqtt.url)
+            .unwrap_or_else(|e| panic!("the embedded default broker url: {e}"));
+        Config::from_raw(raw, url)
     }
 
     /// Reads and checks a file, with `ISMF_<SECTION>_<KEY>` environment overrides applied.
@@ -332,23 +353,21 @@ impl Config {
         let raw: RawConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| parse(e.to_string()))?;
-        let problems = raw.problems();
-        if !problems.is_empty() {
-            return Err(invalid(problems));
+        // The broker URL is parsed here, once: its problems join the others, its value the
+        // checked form.
+        let url = BrokerUrl::parse(&raw.mqtt.url);
+        let problems = raw.problems(&url);
+        match url {
+            Ok(url) if problems.is_empty() => Ok(Config::from_raw(raw, url)),
+            _ => Err(invalid(problems)),
         }
-        Ok(Config::from_raw(raw))
     }
 
     /// The typed form of values [`RawConfig::problems`] found no fault with.
-    fn from_raw(raw: RawConfig) -> Config {
+    fn from_raw(raw: RawConfig, url: BrokerUrl) -> Config {
         let i = raw.ingest;
         let m = raw.mqtt;
         let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO);
-        let url = BrokerUrl::parse(&m.url).unwrap_or(BrokerUrl {
-            tls: false,
-            host: String::new(),
-            port: 0,
-        });
         Config {
             mqtt: MqttConfig {
                 url,
@@ -446,8 +465,9 @@ impl Config {
 }
 
 impl RawConfig {
-    /// Every problem with the values (files are checked for existence, not read).
-    fn problems(&self) -> Vec<String> {
+    /// Every problem with the values, given the parsed `mqtt.url` (files are checked for
+    /// existence, not read).
+    fn problems(&self, url: &Result<BrokerUrl, String>) -> Vec<String> {
         let mut p = Vec::new();
         p.extend(topic_level_problem("appliance.id", &self.appliance.id));
         if self.appliance.id.contains('/') {
@@ -475,7 +495,7 @@ impl RawConfig {
             ));
         }
         let m = &self.mqtt;
-        match BrokerUrl::parse(&m.url) {
+        match url {
             Ok(url) => {
                 if url.tls && m.ca_file.is_none() {
                     p.push("mqtt.url is mqtts:// but mqtt.ca_file is not set".into());
@@ -664,7 +684,7 @@ mod tests {
             let text = std::fs::read_to_string(dir.join(name)).expect("config");
             let config: RawConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let problems: Vec<String> = config
-                .problems()
+                .problems(&BrokerUrl::parse(&config.mqtt.url))
                 .into_iter()
                 .filter(|p| !p.ends_with("does not exist"))
                 .collect();

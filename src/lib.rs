@@ -54,6 +54,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod logging;
 pub mod model;
+mod named;
 pub mod npy;
 pub mod pipeline;
 pub mod pixels;

@@ -12,17 +12,7 @@ pub enum LogFormat {
     Json,
 }
 
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("unknown log format '{s}' (text or json)")),
-        }
-    }
-}
+crate::named::named_words!(LogFormat, "log format", { Text => "text", Json => "json" });
 
 /// An error and each of its causes, `: `-separated — for log fields and messages, where the
 /// error types keep the cause as their `source` rather than in their own text.

@@ -3,7 +3,7 @@
 //! [`Shutdown`].
 
 use super::args::{broker_url, runtime};
-use super::say;
+use super::output::{print_stdout, say};
 use ismf::config::{BrokerUrl, Config};
 use ismf::pipeline::Shutdown;
 use std::path::PathBuf;
@@ -169,7 +169,7 @@ pub enum ConfigCommand {
 
 pub fn config(command: ConfigCommand) -> anyhow::Result<()> {
     match command {
-        ConfigCommand::PrintDefault => super::print_stdout(ismf::config::DEFAULT_TOML)?,
+        ConfigCommand::PrintDefault => print_stdout(ismf::config::DEFAULT_TOML)?,
         ConfigCommand::Check { file } => {
             Config::load(&file)?;
             say!("{}: ok", file.display())?;

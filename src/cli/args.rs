@@ -8,7 +8,16 @@ use ismf::simulate::{DistractorRates, Site, StudyOptions, TumourClass, Vendor};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// A value out of `names`, parsed by the type's `FromStr` (and listed in `--help`).
+/// A mistake in what was asked for (exit code 2), with its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct UsageError(pub anyhow::Error);
+
+pub(crate) fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    UsageError(e.into()).into()
+}
+
+/// One of a library enum's words (its `NAMES`, listed in `--help`), parsed by its `FromStr`.
 pub fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
 where
     T: FromStr + Clone + Send + Sync + 'static,
@@ -36,23 +45,21 @@ pub struct ModelArgs {
     /// /opt/ismf/models/model-card.json, then models/model-card.json.
     #[arg(long)]
     pub card: Option<PathBuf>,
-    #[arg(long, default_value = "f32", value_parser = choice::<Precision>(&["f32", "int8", "f16"]))]
+    #[arg(long, default_value = "f32", value_parser = choice::<Precision>(Precision::NAMES))]
     pub precision: Precision,
     /// Threads for tract's matrix products.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Where tract runs the model: cpu, cuda (a build with `--features cuda` and a usable CUDA
     /// installation; fails naming what is missing), or auto (CUDA when usable, else the CPU).
-    #[arg(long, default_value = "cpu", value_parser = choice::<Backend>(&["cpu", "cuda", "auto"]))]
+    #[arg(long, default_value = "cpu", value_parser = choice::<Backend>(Backend::NAMES))]
     pub backend: Backend,
 }
 
 impl ModelArgs {
     pub fn load(&self) -> anyhow::Result<Model> {
         if self.threads == 0 {
-            return Err(super::usage(anyhow::anyhow!(
-                "--threads must be at least 1"
-            )));
+            return Err(usage(anyhow::anyhow!("--threads must be at least 1")));
         }
         ismf::model::set_threads(self.threads);
         let card = ismf::model::locate_card(self.card.as_deref())?;

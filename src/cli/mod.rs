@@ -6,40 +6,12 @@
 mod appliance;
 mod args;
 mod models;
+mod output;
 mod studies;
 
-use args::LogFormatArg;
+use args::{LogFormatArg, UsageError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Writes a line of results to stdout; `?` on it hands a closed stdout to [`exit_code`].
-macro_rules! say {
-    ($($arg:tt)*) => {
-        $crate::cli::write_stdout(format_args!($($arg)*))
-    };
-}
-pub(crate) use say;
-
-pub(crate) fn write_stdout(args: std::fmt::Arguments) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(args).and_then(|()| out.write_all(b"\n"))
-}
-
-/// Writes text to stdout as it is (it carries its own line ends).
-pub(crate) fn print_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    std::io::stdout().lock().write_all(text.as_bytes())
-}
-
-/// A mistake in what was asked for (exit code 2), with its message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-pub struct UsageError(pub anyhow::Error);
-
-pub(crate) fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
-    UsageError(e.into()).into()
-}
 
 /// The exit code for an error, from its chain.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
@@ -75,7 +47,7 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// Log line format on stderr: text or json.
-    #[arg(long, default_value = "text", global = true, value_parser = args::choice::<LogFormatArg>(&["text", "json"]))]
+    #[arg(long, default_value = "text", global = true, value_parser = args::choice::<LogFormatArg>(ismf::logging::LogFormat::NAMES))]
     log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,

@@ -1,7 +1,7 @@
 //! Commands that run the model: `classify`, `eval`, `bench`, `export-onnx`.
 
-use super::args::{runtime, ModelArgs};
-use super::{print_stdout, say, usage};
+use super::args::{runtime, usage, ModelArgs};
+use super::output::{print_stdout, say};
 use ismf::classify::Classifier;
 use ismf::config::Config;
 use ismf::preprocess::PreprocessParams;

@@ -1,7 +1,7 @@
 //! Commands over studies and files: `simulate`, `dataset`, `inspect`, `decode`.
 
-use super::args::{choice, StudyArgs};
-use super::{say, usage};
+use super::args::{choice, usage, StudyArgs};
+use super::output::{print_stdout, say};
 use ismf::simulate::{self, DistractorRates, ExportMode, Layout};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,10 +17,10 @@ pub struct SimulateArgs {
     #[command(flatten)]
     study: StudyArgs,
     /// instant writes everything at once; realtime trickles files like a scanner export.
-    #[arg(long, default_value = "instant", value_parser = choice::<ExportMode>(&["instant", "realtime"]))]
+    #[arg(long, default_value = "instant", value_parser = choice::<ExportMode>(ExportMode::NAMES))]
     mode: ExportMode,
     /// Folder layout of the DICOM files.
-    #[arg(long, default_value = "flat", value_parser = choice::<Layout>(&["flat", "series-dirs"]))]
+    #[arg(long, default_value = "flat", value_parser = choice::<Layout>(Layout::NAMES))]
     layout: Layout,
     /// Write a PNG montage (mid-sagittal T1W/T2W/T2FS and the axial T2W through the lesion).
     #[arg(long)]
@@ -102,7 +102,7 @@ pub fn inspect(path: PathBuf, json: bool) -> anyhow::Result<()> {
     if json {
         say!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        super::print_stdout(&ismf::inspect::render_text(&report))?;
+        print_stdout(&ismf::inspect::render_text(&report))?;
     }
     Ok(())
 }

@@ -11,15 +11,7 @@ pub enum Precision {
     F16,
 }
 
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::F32 => "f32",
-            Precision::Int8 => "int8",
-            Precision::F16 => "f16",
-        })
-    }
-}
+crate::named::named_words!(Precision, "precision", { F32 => "f32", Int8 => "int8", F16 => "f16" });
 
 /// Where tract runs the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,38 +26,4 @@ pub enum Backend {
     Auto,
 }
 
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Cpu => "cpu",
-            Backend::Cuda => "cuda",
-            Backend::Auto => "auto",
-        })
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "f32" => Ok(Precision::F32),
-            "int8" => Ok(Precision::Int8),
-            "f16" => Ok(Precision::F16),
-            _ => Err(format!("unknown precision '{s}' (f32, int8 or f16)")),
-        }
-    }
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(Backend::Cpu),
-            "cuda" => Ok(Backend::Cuda),
-            "auto" => Ok(Backend::Auto),
-            _ => Err(format!("unknown backend '{s}' (cpu, cuda or auto)")),
-        }
-    }
-}
+crate::named::named_words!(Backend, "backend", { Cpu => "cpu", Cuda => "cuda", Auto => "auto" });

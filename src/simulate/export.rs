@@ -35,29 +35,8 @@ pub enum Layout {
     SeriesDirs,
 }
 
-impl std::str::FromStr for ExportMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "instant" => Ok(ExportMode::Instant),
-            "realtime" => Ok(ExportMode::Realtime),
-            _ => Err(format!("unknown export mode '{s}' (instant or realtime)")),
-        }
-    }
-}
-
-impl std::str::FromStr for Layout {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "flat" => Ok(Layout::Flat),
-            "series-dirs" => Ok(Layout::SeriesDirs),
-            _ => Err(format!("unknown layout '{s}' (flat or series-dirs)")),
-        }
-    }
-}
+crate::named::named_words!(ExportMode, "export mode", { Instant => "instant", Realtime => "realtime" });
+crate::named::named_words!(Layout, "layout", { Flat => "flat", SeriesDirs => "series-dirs" });
 
 /// Realtime pacing; `speed` > 1 compresses the delays (tests use a large value).
 #[derive(Clone, Copy, Debug, PartialEq)]

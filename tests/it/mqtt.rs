@@ -4,10 +4,10 @@
 
 use crate::common;
 use crate::common::broker::{appliance_config, collect_lines, of_kind, subscriber, Broker, Certs};
-use crate::common::{ismf, run_sim, sim};
+use crate::common::{assert_valid, ismf, run_sim, schema, sim};
 use ismf::config::Config;
 use ismf::publish::message::{sample_prediction, Event, EventKind};
-use ismf::publish::mqtt::{Publisher, PublisherSettings};
+use ismf::publish::mqtt::Publisher;
 use ismf::publish::outbox::{MessageKind, Outbox, OutboxError};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,26 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("schemas")
-        .join(name);
-    let value: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("json");
-    jsonschema::options()
-        .should_validate_formats(true)
-        .build(&value)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &serde_json::Value) {
-    let errors: Vec<String> = validator
-        .iter_errors(message)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{what} invalid: {errors:?}\n{message}");
-}
 
 /// A configuration in `run` that gives up waiting for acknowledgements after 4 s.
 fn short_wait_config(run: &Path, url: &str, extra: &str) -> PathBuf {
@@ -85,8 +65,7 @@ fn child_publisher() {
     );
     let config = Config::load(Path::new(&config)).expect("config");
     let rt = runtime();
-    let _enter = rt.enter();
-    let publisher = Publisher::from_config(&config, None).expect("start");
+    let publisher = Publisher::open(config.publisher(None), rt.handle()).expect("start");
     for i in 0..count {
         let p = sample_prediction(i);
         publisher
@@ -236,10 +215,8 @@ fn classify_publishes_valid_predictions_status_and_events() {
     // Events, published through the library, reach the events topic and match their schema.
     let cfg = Config::load(&config).expect("config");
     let rt = runtime();
-    let _enter = rt.enter();
     let outbox = Arc::new(Outbox::open(&cfg.outbox_path(), 10).expect("outbox"));
-    let publisher =
-        Publisher::start(PublisherSettings::from_config(&cfg, None), outbox).expect("publisher");
+    let publisher = Publisher::start(cfg.publisher(None), outbox, rt.handle()).expect("publisher");
     let mut event = Event::new(EventKind::QuarantinedFile, "test-box", "not a DICOM file");
     event.path = Some("scanner/0001.dcm".into());
     publisher
@@ -527,10 +504,9 @@ fn a_full_outbox_refuses_predictions_keeps_them_and_says_so() {
     let config_path = appliance_config(dir.path(), &format!("mqtt://127.0.0.1:{port}"), "");
     let config = Config::load(&config_path).expect("config");
     let rt = runtime();
-    let _enter = rt.enter();
     let outbox = Arc::new(Outbox::open(&config.outbox_path(), 3).expect("outbox"));
     let publisher =
-        Publisher::start(PublisherSettings::from_config(&config, None), outbox).expect("publisher");
+        Publisher::start(config.publisher(None), outbox, rt.handle()).expect("publisher");
     // No broker yet: the outbox fills.
     for i in 0..3 {
         let p = sample_prediction(i);

@@ -2,8 +2,8 @@
 """Checks that imports between the files of src/ run one way (no file-level cycle).
 
 Each `.rs` file is a node; an edge A -> B is any path in A that names an item of B
-(`crate::x::y`, `super::z`, `self::w` and plain `use` paths from the crate root), resolved to the
-longest module prefix that is a file. `mod child;` declarations are not edges (they are how the
+(`crate::x::y`, `super::z`, `self::w`, and `child::item` relative to A's own module, in `use`
+declarations or in code), resolved to the longest module prefix that is a file. `mod child;` declarations are not edges (they are how the
 tree is spelled, not a use of it). A `#[cfg(test)] mod tests { ... }` block is skipped: unit tests
 see their own file's parent freely. Prints every cycle (strongly connected component) and exits 1
 if there is one.
@@ -71,6 +71,9 @@ def use_paths(text):
     for m in re.finditer(r"\buse\s+([^;]+);", text):
         paths += expand(m.group(1).replace("\n", " ").strip())
     for m in re.finditer(r"\b((?:crate|super|self)(?:::\w+)+)", text):
+        paths.append(m.group(1))
+    # Paths relative to the file's own module (`child::item` in code, not only in `use`).
+    for m in re.finditer(r"(?<![\w:])([a-z_]\w*(?:::\w+)+)", text):
         paths.append(m.group(1))
     return paths
 

@@ -227,3 +227,25 @@ pub fn stdout_of(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The JSON Schema `schemas/NAME`, formats checked.
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema")).expect("json");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&value)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Fails with every schema error of `message`.
+pub fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &serde_json::Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(message)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what} invalid: {errors:?}\n{message}");
+}
