@@ -33,8 +33,10 @@ TIER=(
     mqtt::mutual_tls_accepts_the_right_client_and_refuses_others
     daemon::run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on_sigterm
 )
-# `--test it` builds that binary and the `ismf` binary it runs, nothing else.
-cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --test it --no-run
+# `--test it` builds that binary and the `ismf` binary it runs, nothing else; without the
+# `demo` feature, as the Jetson build is (no embedded broker and its HTTP stack to compile).
+ARM=(--locked --target "$TARGET.$GLIBC" --no-default-features --test it)
+cargo-zigbuild test "${ARM[@]}" --no-run
 arm=target/$TARGET/debug/ismf
 
 need=$(aarch64-linux-gnu-objdump -T "$arm" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
@@ -47,11 +49,13 @@ echo "cross/test.sh: $arm needs $need (baseline GLIBC_$GLIBC)"
 started=$(date +%s)
 # "$@" goes before the tier's `--`: a caller's `-- --nocapture` gives the test binary
 # `--nocapture -- FILTERS…`, and libtest reads options up to that `--` and filters after it.
-cargo-zigbuild test --locked --target "$TARGET.$GLIBC" --test it "$@" -- "${TIER[@]}"
+cargo-zigbuild test "${ARM[@]}" "$@" -- "${TIER[@]}"
 echo "cross/test.sh: QEMU tier took $(($(date +%s) - started)) s"
 
 # The same studies through both builds.
-cargo build --locked --bin ismf
+# The x86-64 `ismf` the native tests built (with their feature set: a plain `cargo build`
+# resolves features without the dev-dependencies and would rebuild half the tree).
+cargo test --locked --test it --no-run
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 target/debug/ismf simulate --out "$work/studies" --studies "$STUDIES" --seed 8 >/dev/null
