@@ -65,12 +65,12 @@ pub fn mqtt_publish(
     let n_alone = 500;
     let t = Instant::now();
     for _ in 0..n_alone {
-        alone.push(&OutboxMessage {
-            kind: MessageKind::Prediction,
-            topic: "bench".into(),
-            payload: payload.clone(),
-            model_sha256: String::new(),
-        })?;
+        alone.push(&OutboxMessage::json(
+            MessageKind::Prediction,
+            "bench".into(),
+            payload.clone(),
+            String::new(),
+        ))?;
     }
     let outbox_pushes_per_second = n_alone as f64 / t.elapsed().as_secs_f64();
 

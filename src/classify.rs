@@ -3,12 +3,13 @@
 //! [`Prediction`]. `ismf classify`, `ismf eval` and the daemon all come through here, so what a
 //! reader sees on MQTT is what the CLI prints.
 
+use crate::explain::{explain, Explanation, Occlusion};
 use crate::ingest::catalog::StudyEntry;
 use crate::ingest::report::study_report;
 use crate::ingest::{scan, IngestError, Problem};
 use crate::model::{Model, ModelError, Probabilities};
 use crate::pixels::DEFAULT_MAX_VOXELS;
-use crate::preprocess::{study_inputs, PreprocessError, PreprocessParams};
+use crate::preprocess::{study_inputs, PlaneSource, PreprocessError, PreprocessParams};
 use crate::publish::message::{Identity, ModelInfo, PhiPolicy, Prediction, SeriesUsed, Timings};
 use crate::series::Rules;
 use dicom_dictionary_std::tags;
@@ -42,6 +43,18 @@ pub struct Classifier {
     pub appliance_id: String,
     pub phi: PhiPolicy,
     pub max_voxels: u64,
+    /// Explanation maps for the predicted class (`[results] explain`); `None` skips them.
+    pub explain: Option<Occlusion>,
+}
+
+/// A prediction with what produced it, for the results that are drawn from it.
+#[derive(Clone, Debug)]
+pub struct Classified {
+    pub prediction: Prediction,
+    pub probabilities: Probabilities,
+    pub explanation: Option<Explanation>,
+    /// Every acquired plane the model read, in sequence order.
+    pub sources: Vec<PlaneSource>,
 }
 
 /// Every study found under a folder, classified or refused.
@@ -62,6 +75,7 @@ impl Classifier {
             appliance_id: "cli".to_string(),
             phi: PhiPolicy::default(),
             max_voxels: DEFAULT_MAX_VOXELS,
+            explain: None,
         }
     }
 
@@ -84,6 +98,15 @@ impl Classifier {
         dir: &Path,
         mut each: impl FnMut(Result<Prediction, ClassifyError>) -> std::ops::ControlFlow<()>,
     ) -> Result<FolderResult, ClassifyError> {
+        self.classify_dir_each_full(dir, |r| each(r.map(|c| c.prediction)))
+    }
+
+    /// [`Classifier::classify_dir_each`] with each study's [`Classified`] (for results).
+    pub fn classify_dir_each_full(
+        &self,
+        dir: &Path,
+        mut each: impl FnMut(Result<Classified, ClassifyError>) -> std::ops::ControlFlow<()>,
+    ) -> Result<FolderResult, ClassifyError> {
         let started = Instant::now();
         let scanned = scan(dir)?;
         if scanned.catalog.studies.is_empty() {
@@ -91,7 +114,7 @@ impl Classifier {
         }
         let scan_ms = ms(started) / scanned.catalog.studies.len() as f64;
         for entry in scanned.catalog.studies.values() {
-            if each(self.classify_entry(entry, scan_ms)).is_break() {
+            if each(self.classify_entry_full(entry, scan_ms)).is_break() {
                 break;
             }
         }
@@ -108,6 +131,16 @@ impl Classifier {
         entry: &StudyEntry,
         ingest_ms: f64,
     ) -> Result<Prediction, ClassifyError> {
+        self.classify_entry_full(entry, ingest_ms)
+            .map(|c| c.prediction)
+    }
+
+    /// [`Classifier::classify_entry`], keeping the probabilities and the explanation.
+    pub fn classify_entry_full(
+        &self,
+        entry: &StudyEntry,
+        ingest_ms: f64,
+    ) -> Result<Classified, ClassifyError> {
         let uid = entry.study_instance_uid.clone();
         let t = Instant::now();
         let report = study_report(entry, &self.rules);
@@ -137,6 +170,24 @@ impl Classifier {
                     source,
                 })?;
         let inference_ms = ms(t);
+        let model_err = |source| ClassifyError::Model {
+            uid: uid.clone(),
+            source,
+        };
+        let t = Instant::now();
+        let explanation = match self.explain {
+            Some(occlusion) => {
+                let (top, _) = crate::publish::message::top_and_margin(&probabilities);
+                Some(explain(&self.model, &inputs, top, occlusion).map_err(model_err)?)
+            }
+            None => None,
+        };
+        let explain_ms = ms(t);
+        let sources: Vec<PlaneSource> = inputs
+            .stacks
+            .iter()
+            .flat_map(|(_, s)| s.geometry.planes.iter().map(|p| p.source.clone()))
+            .collect();
 
         let series = crate::series::SequenceKind::REQUIRED
             .iter()
@@ -155,7 +206,7 @@ impl Classifier {
             PhiPolicy::Uids => Identity::default(),
             _ => read_identity(&files[0].1[0]),
         };
-        Ok(Prediction::new(
+        let mut prediction = Prediction::new(
             &uid,
             probabilities,
             series,
@@ -165,12 +216,22 @@ impl Classifier {
                 ingest_ms,
                 preprocess_ms,
                 inference_ms,
-                total_ms: ingest_ms + preprocess_ms + inference_ms,
+                explain_ms,
+                total_ms: ingest_ms + preprocess_ms + inference_ms + explain_ms,
             },
             inputs.warnings,
             identity,
             self.phi,
-        ))
+        );
+        if let (Some(e), Some(o)) = (&explanation, self.explain) {
+            prediction.explanation = Some(e.summary(o));
+        }
+        Ok(Classified {
+            prediction,
+            probabilities,
+            explanation,
+            sources,
+        })
     }
 }
 

@@ -37,6 +37,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("mqtt", "ca_file"),
     ("mqtt", "client_cert_file"),
     ("mqtt", "client_key_file"),
+    ("results", "dir"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,15 @@ struct RawConfig {
     ingest: RawIngest,
     mqtt: RawMqtt,
     model: RawModel,
+    results: RawResults,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResults {
+    explain: bool,
+    #[serde(default)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -126,6 +136,16 @@ pub struct Config {
     pub ingest: IngestSection,
     pub mqtt: MqttConfig,
     pub model: ModelSection,
+    pub results: ResultsSection,
+}
+
+/// What the appliance makes for the radiologist besides the prediction message.
+#[derive(Clone, Debug)]
+pub struct ResultsSection {
+    /// Explanation maps, and from them the key images, SC and KOS.
+    pub explain: bool,
+    /// Where the DICOM results and the PNG are written (`<state_dir>/results` by default).
+    pub dir: PathBuf,
 }
 
 #[derive(Clone, Debug)]
@@ -287,7 +307,7 @@ impl Config {
 
     /// Parses TOML text, merges it over the embedded default, applies overrides from `env` —
     /// only variables named `ISMF_<SECTION>_<KEY>` for the sections `appliance`, `ingest`,
-    /// `mqtt`, `model`; the value takes the type the key's value has (strings for optional keys)
+    /// `mqtt`, `model`, `results`; the value takes the type the key's value has (strings for optional keys)
     /// — and checks.
     pub fn from_toml_with_env(
         text: &str,
@@ -308,7 +328,7 @@ impl Config {
                 continue;
             };
             let lower = rest.to_ascii_lowercase();
-            let Some((section, key)) = ["appliance", "ingest", "mqtt", "model"]
+            let Some((section, key)) = ["appliance", "ingest", "mqtt", "model", "results"]
                 .iter()
                 .find_map(|s| Some((*s, lower.strip_prefix(s)?.strip_prefix('_')?)))
             else {
@@ -390,6 +410,14 @@ impl Config {
             },
             appliance: ApplianceConfig {
                 id: raw.appliance.id,
+            },
+            results: ResultsSection {
+                explain: raw.results.explain,
+                dir: raw
+                    .results
+                    .dir
+                    .map(resolve)
+                    .unwrap_or_else(|| resolve(i.state_dir.join("results"))),
             },
             ingest: IngestSection {
                 watch_dir: resolve(i.watch_dir),

@@ -50,6 +50,7 @@ pub mod dataset;
 pub mod demo;
 pub mod dicom_guard;
 pub mod eval;
+pub mod explain;
 pub mod ingest;
 pub mod inspect;
 pub mod logging;
@@ -60,6 +61,7 @@ pub mod pipeline;
 pub mod pixels;
 pub mod preprocess;
 pub mod publish;
+pub mod results;
 pub mod series;
 pub mod simulate;
 

@@ -10,7 +10,7 @@
 //! study on restart and publishes the same `prediction_id` again — a duplicate at most, never a
 //! loss.
 
-use crate::classify::{Classifier, ClassifyError};
+use crate::classify::{Classified, Classifier, ClassifyError};
 use crate::config::Config;
 use crate::ingest::complete::StudyState;
 use crate::ingest::watch;
@@ -18,9 +18,10 @@ use crate::ingest::{Ingest, IngestError, IngestEvent};
 use crate::logging::Chain;
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessParams;
-use crate::publish::message::{Event, EventKind, ModelInfo, Prediction};
+use crate::publish::message::{Event, EventKind, KeyImagesRef, ModelInfo};
 use crate::publish::mqtt::{MqttError, Publisher};
 use crate::publish::outbox::{MessageKind, OutboxError};
+use crate::results::{write_results, ResultInputs, ResultsError, Written};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,12 @@ pub const INFERENCE_QUEUE: usize = 2;
 
 /// Ready files the watcher may queue before it blocks (backpressure on the folder scan).
 pub const READY_QUEUE: usize = 1024;
+
+/// Largest key-image PNG published over MQTT (a reading-room client's budget).
+pub const KEY_IMAGES_MAX_BYTES: usize = crate::results::PNG_MAX_BYTES;
+
+/// A study through the model, with its results as written (or why they could not be).
+type Finished = (Classified, Result<Written, ResultsError>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -114,7 +121,13 @@ pub fn run(
     let mut classifier = Classifier::new(model, params);
     classifier.appliance_id = config.appliance.id.clone();
     classifier.phi = config.mqtt.phi;
+    classifier.explain = config
+        .results
+        .explain
+        .then(crate::explain::Occlusion::default);
     let publisher = Publisher::open(config.publisher(Some(model_info.clone())), rt)?;
+    let results_dir = config.results.dir.clone();
+    let key_images_topic = publisher.key_images_topic().to_string();
 
     let (mut ingest, owed) = Ingest::open(config.ingest_engine())?;
     let (ready_tx, ready_rx) = mpsc::sync_channel(READY_QUEUE);
@@ -123,7 +136,7 @@ pub fn run(
     // The inference thread: catalogued studies in, predictions out.
     let (job_tx, job_rx) =
         mpsc::sync_channel::<crate::ingest::catalog::StudyEntry>(INFERENCE_QUEUE);
-    let (done_tx, done_rx) = mpsc::channel::<(String, Result<Prediction, ClassifyError>)>();
+    let (done_tx, done_rx) = mpsc::channel::<(String, Result<Finished, ClassifyError>)>();
     let inference = std::thread::Builder::new()
         .name("inference".into())
         .spawn(move || {
@@ -131,7 +144,27 @@ pub fn run(
                 let uid = entry.study_instance_uid.clone();
                 // Header reads happened as the files arrived (minutes apart); what the study
                 // costs here starts with its completeness report.
-                let result = classifier.classify_entry(&entry, 0.0);
+                // Results are written and fsync'd here, before the study can be marked
+                // processed (the same crash-safe order as the prediction).
+                let result = classifier.classify_entry_full(&entry, 0.0).map(|mut c| {
+                    let written = write_results(
+                        &results_dir,
+                        &ResultInputs {
+                            prediction: &c.prediction,
+                            probabilities: &c.probabilities,
+                            explanation: c.explanation.as_ref(),
+                            sources: &c.sources,
+                            max_voxels: classifier.max_voxels,
+                        },
+                    );
+                    if let Some(png) = written.as_ref().ok().and_then(|w| w.png_bytes.as_ref()) {
+                        if png.len() <= KEY_IMAGES_MAX_BYTES {
+                            c.prediction.key_images =
+                                Some(KeyImagesRef::of(png, &key_images_topic));
+                        }
+                    }
+                    (c, written)
+                });
                 if done_tx.send((uid, result)).is_err() {
                     return;
                 }
@@ -234,45 +267,83 @@ pub fn run(
     Ok(summary)
 }
 
-/// A finished study: the prediction goes to the outbox first, then the journal says
-/// `processed` (the crash-safe order); a failure is journaled and reported. Returns the study
-/// back when the full outbox refused it (it stays `complete` and is retried).
+/// A finished study: its key image and prediction go to the outbox first, then the journal says
+/// `processed` (the crash-safe order; the DICOM results were written before this); a failure is
+/// journaled and reported. Results that could not be made raise an `error` event, and the
+/// prediction is published regardless. Returns the study back when the full outbox refused it
+/// (it stays `complete` and is retried).
 fn record(
     uid: String,
-    result: Result<Prediction, ClassifyError>,
+    result: Result<Finished, ClassifyError>,
     config: &Config,
     publisher: &Publisher,
     ingest: &mut Ingest,
     summary: &mut RunSummary,
 ) -> Result<Option<String>, PipelineError> {
     let now = now_seconds();
+    let event = |reason: String| {
+        let mut e = Event::new(EventKind::Error, &config.appliance.id, reason);
+        e.study_instance_uid = Some(uid.clone());
+        if let Err(err) = publisher.submit_json(MessageKind::Event, &e, "") {
+            tracing::error!(error = %Chain(&err), "event not queued");
+        }
+    };
     match result {
-        Ok(p) => match publisher.submit_prediction(&p, ingest.last_arrival(&uid)) {
-            Ok(_) => {
-                ingest.set_state(&uid, StudyState::Processed, now)?;
-                summary.predicted += 1;
-                let t = &p.timings;
-                tracing::info!(
-                    study = %uid,
-                    top = %p.top_class,
-                    preprocess_ms = format!("{:.1}", t.preprocess_ms),
-                    inference_ms = format!("{:.1}", t.inference_ms),
-                    total_ms = format!("{:.1}", t.total_ms),
-                    "study predicted"
-                );
-                Ok(None)
+        Ok((c, written)) => {
+            let p = &c.prediction;
+            match &written {
+                Ok(w) => {
+                    for problem in &w.problems {
+                        event(format!("results: {problem}"));
+                    }
+                    if let (Some(png), None) = (&w.png_bytes, &p.key_images) {
+                        event(format!(
+                            "results: key image of {} bytes is over the {KEY_IMAGES_MAX_BYTES}-byte MQTT limit; written to disk only",
+                            png.len()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    let reason = Chain(e).to_string();
+                    tracing::error!(study = %uid, error = %reason, "results not written");
+                    event(format!("results not written: {reason}"));
+                }
             }
-            Err(OutboxError::Full { .. }) => Ok(Some(uid)),
-            Err(e) => Err(e.into()),
-        },
+            if p.key_images.is_some() {
+                if let Some(png) = written.as_ref().ok().and_then(|w| w.png_bytes.as_ref()) {
+                    match publisher.submit_key_images(png, &p.prediction_id, &p.model.sha256) {
+                        Ok(_) => {}
+                        Err(OutboxError::Full { .. }) => return Ok(Some(uid)),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            match publisher.submit_prediction(p, ingest.last_arrival(&uid)) {
+                Ok(_) => {
+                    ingest.set_state(&uid, StudyState::Processed, now)?;
+                    summary.predicted += 1;
+                    let t = &p.timings;
+                    tracing::info!(
+                        study = %uid,
+                        top = %p.top_class,
+                        preprocess_ms = format!("{:.1}", t.preprocess_ms),
+                        inference_ms = format!("{:.1}", t.inference_ms),
+                        explain_ms = format!("{:.1}", t.explain_ms),
+                        total_ms = format!("{:.1}", t.total_ms),
+                        "study predicted"
+                    );
+                    Ok(None)
+                }
+                Err(OutboxError::Full { .. }) => Ok(Some(uid)),
+                Err(e) => Err(e.into()),
+            }
+        }
         Err(e) => {
             let reason = Chain(&e).to_string();
             tracing::error!(study = %uid, error = %reason, "study failed");
             ingest.set_state(&uid, StudyState::Failed, now)?;
             summary.failed += 1;
-            let mut event = Event::new(EventKind::Error, &config.appliance.id, reason);
-            event.study_instance_uid = Some(uid);
-            let _ = publisher.submit_json(MessageKind::Event, &event, "");
+            event(reason);
             Ok(None)
         }
     }

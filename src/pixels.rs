@@ -77,6 +77,11 @@ pub struct Volume {
     pub orientation: Option<[f64; 6]>,
     /// PixelSpacing (between rows, between columns), mm.
     pub pixel_spacing: Option<[f64; 2]>,
+    /// SOPInstanceUID, SOPClassUID and SeriesInstanceUID, for results that point back at the
+    /// source image.
+    pub sop_instance_uid: Option<String>,
+    pub sop_class_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
 }
 
 fn name_of(uid: &str) -> String {
@@ -325,6 +330,17 @@ pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
         orientation,
         pixel_spacing,
     } = geometry(&obj, frames);
+    let uid = |tag| {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| {
+                e.to_str()
+                    .ok()
+                    .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            })
+            .filter(|s| !s.is_empty())
+    };
     Ok(Volume {
         frames,
         rows,
@@ -333,6 +349,9 @@ pub fn decode_file(path: &Path, max_voxels: u64) -> Result<Volume, PixelError> {
         positions,
         orientation,
         pixel_spacing,
+        sop_instance_uid: uid(tags::SOP_INSTANCE_UID),
+        sop_class_uid: uid(tags::SOP_CLASS_UID),
+        series_instance_uid: uid(tags::SERIES_INSTANCE_UID),
     })
 }
 
@@ -367,6 +386,9 @@ mod tests {
             positions: vec![None; 2],
             orientation: None,
             pixel_spacing: None,
+            sop_instance_uid: None,
+            sop_class_uid: None,
+            series_instance_uid: None,
         };
         write_npy(&p, &v).expect("write");
         let b = std::fs::read(&p).expect("read");

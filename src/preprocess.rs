@@ -76,6 +76,19 @@ pub struct Plane {
     pub orientation: [f64; 6],
     /// (between rows, between columns), mm.
     pub pixel_spacing: [f64; 2],
+    /// Where the plane came from, for results that point back at it.
+    pub source: PlaneSource,
+}
+
+/// The file, frame and SOP Instance UID a plane was decoded from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaneSource {
+    pub path: PathBuf,
+    /// Frame within the file (0 for single-frame images).
+    pub frame: usize,
+    pub sop_instance_uid: Option<String>,
+    pub sop_class_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
 }
 
 /// Errors of preprocessing, naming the series.
@@ -122,9 +135,9 @@ pub fn study_inputs(
                 .par_iter()
                 .map(|path| pixels::decode_file(path, max_voxels))
                 .collect();
-            for result in decoded {
+            for (result, path) in decoded.into_iter().zip(paths) {
                 match result {
-                    Ok(v) => volumes.push(v),
+                    Ok(v) => volumes.push((path.clone(), v)),
                     Err(e) => {
                         warnings.push(format!("{kind}: skipped {e}"));
                         last = Some(e);
@@ -167,12 +180,12 @@ pub fn study_inputs(
     })
 }
 
-/// Splits decoded volumes into planes (enhanced multi-frame files give several); planes without
-/// geometry are dropped and counted.
-pub fn planes(volumes: Vec<Volume>) -> (Vec<Plane>, usize) {
+/// Splits decoded volumes, each with the file it came from, into planes (enhanced multi-frame
+/// files give several); planes without geometry are dropped and counted.
+pub fn planes(volumes: Vec<(PathBuf, Volume)>) -> (Vec<Plane>, usize) {
     let mut out = Vec::new();
     let mut dropped = 0;
-    for mut v in volumes {
+    for (path, mut v) in volumes {
         let n = v.rows * v.columns;
         for f in 0..v.frames {
             match (
@@ -192,6 +205,13 @@ pub fn planes(volumes: Vec<Volume>) -> (Vec<Plane>, usize) {
                     position,
                     orientation,
                     pixel_spacing,
+                    source: PlaneSource {
+                        path: path.clone(),
+                        frame: f,
+                        sop_instance_uid: v.sop_instance_uid.clone(),
+                        sop_class_uid: v.sop_class_uid.clone(),
+                        series_instance_uid: v.series_instance_uid.clone(),
+                    },
                 }),
                 _ => dropped += 1,
             }
@@ -220,6 +240,71 @@ pub struct Stack {
     pub data: Vec<f32>,
     /// Gaps, uneven spacing, dropped frames, planes outside the acquired stack.
     pub warnings: Vec<String>,
+    /// Where the grid lies in the patient, and the acquired planes it was sampled from.
+    pub geometry: StackGeometry,
+}
+
+/// The grid of a [`Stack`] in patient coordinates (DICOM LPS, mm): grid point (slice `s`, row
+/// `i`, column `j`) lies at `centre + (j − c)·pixel·row_dir + (i − c)·pixel·col_dir +
+/// (s − m)·spacing·normal`, with `c = (size − 1)/2` and `m = (slices − 1)/2` — the same
+/// formula `resample` samples with, so an explanation's grid peak maps back to the patient.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackGeometry {
+    pub centre: [f64; 3],
+    /// Direction of increasing output column.
+    pub row_dir: [f64; 3],
+    /// Direction of increasing output row.
+    pub col_dir: [f64; 3],
+    pub normal: [f64; 3],
+    /// The acquired planes by position along `normal`: (depth, in-plane geometry, source).
+    pub planes: Vec<SourcePlane>,
+}
+
+/// One acquired plane of a stack, without its pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourcePlane {
+    /// Position along the stack normal, mm (`position · normal`).
+    pub depth: f64,
+    pub rows: usize,
+    pub columns: usize,
+    pub position: [f64; 3],
+    pub pixel_spacing: [f64; 2],
+    pub source: PlaneSource,
+}
+
+impl StackGeometry {
+    /// Patient position of the (fractional) grid point (`s`, `i`, `j`).
+    pub fn point(&self, grid: &Grid, s: f64, i: f64, j: f64) -> [f64; 3] {
+        let c = 0.5 * (grid.size as f64 - 1.0);
+        let m = 0.5 * (grid.slices as f64 - 1.0);
+        [0, 1, 2].map(|x| {
+            self.centre[x]
+                + (j - c) * grid.pixel_mm * self.row_dir[x]
+                + (i - c) * grid.pixel_mm * self.col_dir[x]
+                + (s - m) * grid.slice_spacing_mm * self.normal[x]
+        })
+    }
+
+    /// Fractional grid coordinates (`s`, `i`, `j`) of a patient position (the inverse of
+    /// [`StackGeometry::point`]).
+    pub fn grid_coords(&self, grid: &Grid, p: [f64; 3]) -> [f64; 3] {
+        let d = [0, 1, 2].map(|x| p[x] - self.centre[x]);
+        let c = 0.5 * (grid.size as f64 - 1.0);
+        let m = 0.5 * (grid.slices as f64 - 1.0);
+        [
+            m + dot(d, self.normal) / grid.slice_spacing_mm,
+            c + dot(d, self.col_dir) / grid.pixel_mm,
+            c + dot(d, self.row_dir) / grid.pixel_mm,
+        ]
+    }
+
+    /// The acquired plane nearest to `p` along the normal.
+    pub fn nearest_plane(&self, p: [f64; 3]) -> Option<&SourcePlane> {
+        let d = dot(p, self.normal);
+        self.planes
+            .iter()
+            .min_by(|a, b| (a.depth - d).abs().total_cmp(&(b.depth - d).abs()))
+    }
 }
 
 /// Resamples the planes of one series onto `grid`, then clips and z-scores.
@@ -372,10 +457,29 @@ pub fn resample(
         data.extend_from_slice(&plane_out);
     }
     normalise(&mut data, clip);
+    let geometry = StackGeometry {
+        centre,
+        row_dir,
+        col_dir,
+        normal: n,
+        planes: planes
+            .into_iter()
+            .zip(&depth)
+            .map(|(p, &depth)| SourcePlane {
+                depth,
+                rows: p.rows,
+                columns: p.columns,
+                position: p.position,
+                pixel_spacing: p.pixel_spacing,
+                source: p.source,
+            })
+            .collect(),
+    };
     Ok(Stack {
         grid,
         data,
         warnings,
+        geometry,
     })
 }
 
@@ -537,6 +641,7 @@ mod tests {
             position: [-9.5, -9.5, z],
             orientation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
             pixel_spacing: [1.0, 1.0],
+            source: PlaneSource::default(),
         }
     }
 

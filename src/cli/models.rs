@@ -29,6 +29,14 @@ pub struct ClassifyArgs {
     /// Appliance configuration (TOML): appliance id, PHI policy, MQTT, state folder.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Write the results into this folder: <study>.sr.dcm (TID 1500 SR), <study>.key-images.dcm
+    /// (Secondary Capture), <study>.kos.dcm (Key Object Selection), <study>.key-images.png.
+    /// Implies --explain.
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Compute the explanation maps (occlusion sensitivity) and report their peaks.
+    #[arg(long)]
+    explain: bool,
 }
 
 pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
@@ -37,6 +45,9 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
     if let Some(c) = &config {
         classifier.appliance_id = c.appliance.id.clone();
         classifier.phi = c.mqtt.phi;
+    }
+    if args.explain || args.results.is_some() {
+        classifier.explain = Some(ismf::explain::Occlusion::default());
     }
     // With --publish: the outbox and the publisher run on a small tokio runtime beside the
     // synchronous classification.
@@ -51,8 +62,46 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     let mut refused: Option<anyhow::Error> = None;
     let mut closed: Option<std::io::Error> = None;
-    let result = classifier.classify_dir_each(&args.study_dir, |study| match study {
-        Ok(p) => {
+    let result = classifier.classify_dir_each_full(&args.study_dir, |study| match study {
+        Ok(c) => {
+            let mut p = c.prediction.clone();
+            let mut png = None;
+            if let Some(dir) = &args.results {
+                let inputs = ismf::results::ResultInputs {
+                    prediction: &c.prediction,
+                    probabilities: &c.probabilities,
+                    explanation: c.explanation.as_ref(),
+                    sources: &c.sources,
+                    max_voxels: classifier.max_voxels,
+                };
+                match ismf::results::write_results(dir, &inputs) {
+                    Ok(w) => {
+                        for problem in &w.problems {
+                            eprintln!("warning: {problem}");
+                        }
+                        if let Some(bytes) = w.png_bytes {
+                            let topic = publisher.as_ref().map_or("key-images".to_string(), |p| {
+                                p.key_images_topic().to_string()
+                            });
+                            p.key_images =
+                                Some(ismf::publish::message::KeyImagesRef::of(&bytes, &topic));
+                            png = Some(bytes);
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: results: {}", ismf::logging::Chain(&e));
+                    }
+                }
+            }
+            if let (Some(publisher), Some(bytes)) = (&publisher, &png) {
+                if let Err(e) =
+                    publisher.submit_key_images(bytes, &p.prediction_id, &p.model.sha256)
+                {
+                    failed += 1;
+                    refused.get_or_insert(e.into());
+                }
+            }
             let line = if args.json {
                 serde_json::to_string(&p).unwrap_or_default()
             } else {
@@ -113,10 +162,20 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[arg(long)]
     json: bool,
+    /// Score the explanation maps instead of the classes: pointing game against the lesion box
+    /// in truth.jsonl, a random-peak baseline, and the model-randomisation check.
+    #[arg(long)]
+    explain: bool,
+    /// With --explain: seed of the weight shuffle for the randomisation check (0: skip it).
+    #[arg(long, default_value_t = 1)]
+    randomise_seed: u64,
 }
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let classifier = Classifier::new(args.model.load()?, PreprocessParams::default());
+    if args.explain {
+        return eval_explain(&args, &classifier);
+    }
     let report = ismf::eval::evaluate_dir(&classifier, &args.dir, std::io::stderr().is_terminal())?;
     if args.json {
         say!("{}", serde_json::to_string(&report)?)?;
@@ -124,6 +183,43 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         print_stdout(&ismf::eval::render_text(&report))?;
     }
     Ok(())
+}
+
+fn eval_explain(args: &EvalArgs, classifier: &Classifier) -> anyhow::Result<()> {
+    let tmp = tempfile_dir()?;
+    let randomised = if args.randomise_seed == 0 {
+        None
+    } else {
+        let card = ismf::model::locate_card(args.model.card.as_deref())?;
+        let copy = ismf::model::randomise::write_randomised(&card, &tmp, args.randomise_seed)?;
+        Some(ismf::model::Model::load(
+            &copy,
+            ismf::model::Precision::F32,
+            &PreprocessParams::default(),
+        )?)
+    };
+    let report = ismf::explain::pointing::evaluate_dir(
+        classifier,
+        ismf::explain::Occlusion::default(),
+        randomised.as_ref(),
+        &args.dir,
+        std::io::stderr().is_terminal(),
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    let report = report?;
+    if args.json {
+        say!("{}", serde_json::to_string(&report)?)?;
+    } else {
+        print_stdout(&ismf::explain::pointing::render_text(&report))?;
+    }
+    Ok(())
+}
+
+/// A private scratch folder under the system's temporary directory.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ismf-randomised-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 #[derive(clap::Args)]

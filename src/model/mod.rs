@@ -3,6 +3,7 @@
 
 pub mod card;
 pub mod export;
+pub mod randomise;
 pub mod runtime;
 
 mod error;

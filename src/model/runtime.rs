@@ -203,8 +203,16 @@ impl Model {
         }
     }
 
+    /// Position among the graph's inputs of `kind`'s stack.
+    pub fn input_index(&self, kind: crate::series::SequenceKind) -> Option<usize> {
+        self.card
+            .sources
+            .iter()
+            .position(|s| matches!(s, InputSource::Sequence(k) if *k == kind))
+    }
+
     /// The study's buffers in card input order.
-    fn raw_inputs<'a>(&self, inputs: &'a ModelInputs) -> Result<Vec<&'a [f32]>, ModelError> {
+    pub fn raw_inputs<'a>(&self, inputs: &'a ModelInputs) -> Result<Vec<&'a [f32]>, ModelError> {
         let mut raw = Vec::with_capacity(self.card.sources.len());
         for source in &self.card.sources {
             match source {

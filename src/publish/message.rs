@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
 /// Version of every message layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Shown in every prediction.
 pub const NOTICE: &str = "Research software: NOT FOR DIAGNOSTIC USE.";
@@ -95,6 +95,9 @@ pub struct Timings {
     /// Pixel decoding, resampling, normalisation.
     pub preprocess_ms: f64,
     pub inference_ms: f64,
+    /// Explanation maps (occlusion runs); 0 when they are off.
+    #[serde(default)]
+    pub explain_ms: f64,
     pub total_ms: f64,
 }
 
@@ -132,6 +135,37 @@ pub struct Prediction {
     /// UTC, RFC 3339.
     pub created_at: String,
     pub notice: String,
+    /// Where each sequence's explanation map peaks (absent when `[results] explain = false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<crate::explain::ExplanationSummary>,
+    /// The key-image montage published beside this prediction (absent when none was made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_images: Option<KeyImagesRef>,
+}
+
+/// How a prediction points at its key-image montage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyImagesRef {
+    /// The MQTT topic the PNG is published on (`…/key-images`, user property `prediction_id`).
+    pub topic: String,
+    pub content_type: String,
+    pub bytes: usize,
+    /// SHA-256 of the PNG, hex.
+    pub sha256: String,
+}
+
+impl KeyImagesRef {
+    /// The reference to a PNG published on `topic`.
+    pub fn of(png: &[u8], topic: &str) -> KeyImagesRef {
+        use sha2::Digest;
+        KeyImagesRef {
+            topic: topic.to_string(),
+            content_type: "image/png".into(),
+            bytes: png.len(),
+            sha256: format!("{:x}", sha2::Sha256::digest(png)),
+        }
+    }
 }
 
 /// What an event reports.
@@ -344,6 +378,8 @@ impl Prediction {
             warnings,
             created_at: utc_now(),
             notice: NOTICE.to_string(),
+            explanation: None,
+            key_images: None,
         }
     }
 }

@@ -40,6 +40,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const CONTENT_TYPE: &str = "application/json";
 
+/// Largest packet a client of ours accepts: a key image (≤ 300 KiB) with room to spare.
+pub const MAX_INCOMING_PACKET: u32 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error("{what} {path}: {reason}")]
@@ -94,6 +97,8 @@ pub struct Topics {
     pub status: String,
     pub predictions: String,
     pub events: String,
+    /// Key-image montages (PNG), one per prediction.
+    pub key_images: String,
 }
 
 impl Topics {
@@ -103,6 +108,7 @@ impl Topics {
             status: format!("{base}/status"),
             predictions: format!("{base}/predictions"),
             events: format!("{base}/events"),
+            key_images: format!("{base}/key-images"),
         }
     }
 }
@@ -183,6 +189,9 @@ pub fn mqtt_options(
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(keep_alive);
     options.set_connection_timeout(10);
+    // rumqttc refuses incoming packets over 10 KiB by default; a subscriber must take key-image
+    // PNGs (up to 300 KiB). Declared in CONNECT, so the broker never sends a client more.
+    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
     if let Some(user) = username {
         let password = match password_file {
             Some(p) => String::from_utf8_lossy(&read_file("password file", p)?)
@@ -406,16 +415,42 @@ impl Publisher {
         body: &T,
         model_sha256: &str,
     ) -> Result<u64, OutboxError> {
+        let topics = &self.shared.settings.topics;
         let topic = match kind {
-            MessageKind::Prediction => &self.shared.settings.topics.predictions,
-            MessageKind::Event => &self.shared.settings.topics.events,
+            MessageKind::Prediction => &topics.predictions,
+            MessageKind::Event => &topics.events,
+            MessageKind::KeyImages => &topics.key_images,
         };
-        self.submit(&OutboxMessage {
+        self.submit(&OutboxMessage::json(
             kind,
-            topic: topic.clone(),
-            payload: serde_json::to_string(body).unwrap_or_default(),
+            topic.clone(),
+            serde_json::to_string(body).unwrap_or_default(),
+            model_sha256.to_string(),
+        ))
+    }
+
+    /// A study's key-image montage on `…/key-images`: content type `image/png`, user property
+    /// `prediction_id`, QoS 1, through the outbox like everything else.
+    pub fn submit_key_images(
+        &self,
+        png: &[u8],
+        prediction_id: &str,
+        model_sha256: &str,
+    ) -> Result<u64, OutboxError> {
+        use base64::Engine;
+        self.submit(&OutboxMessage {
+            kind: MessageKind::KeyImages,
+            topic: self.shared.settings.topics.key_images.clone(),
+            payload: base64::engine::general_purpose::STANDARD.encode(png),
             model_sha256: model_sha256.to_string(),
+            binary_content_type: Some("image/png".into()),
+            prediction_id: Some(prediction_id.to_string()),
         })
+    }
+
+    /// The topic key images are published on.
+    pub fn key_images_topic(&self) -> &str {
+        &self.shared.settings.topics.key_images
     }
 
     /// A prediction on the predictions topic; `last_file` (seconds since the Unix epoch) is when
@@ -426,12 +461,12 @@ impl Publisher {
         last_file: Option<f64>,
     ) -> Result<u64, OutboxError> {
         let topic = self.shared.settings.topics.predictions.clone();
-        let message = OutboxMessage {
-            kind: MessageKind::Prediction,
+        let message = OutboxMessage::json(
+            MessageKind::Prediction,
             topic,
-            payload: serde_json::to_string(prediction).unwrap_or_default(),
-            model_sha256: prediction.model.sha256.clone(),
-        };
+            serde_json::to_string(prediction).unwrap_or_default(),
+            prediction.model.sha256.clone(),
+        );
         let seq = self.shared.outbox.push(&message)?;
         if let Some(last_file) = last_file {
             lock(&self.shared.state).clocks.insert(
@@ -669,12 +704,23 @@ fn offer(shared: &Shared) {
         let sha = Some(m.model_sha256.as_str())
             .filter(|s| !s.is_empty())
             .or(shared.settings.model.as_ref().map(|m| m.sha256.as_str()));
+        let mut props = properties(expiry, sha);
+        if let Some(content_type) = &m.binary_content_type {
+            props.payload_format_indicator = Some(0);
+            props.content_type = Some(content_type.clone());
+        }
+        if let Some(id) = &m.prediction_id {
+            props
+                .user_properties
+                .push(("prediction_id".to_string(), id.clone()));
+        }
+        let payload = m.payload_bytes();
         match shared.client.try_publish_with_properties(
             m.topic,
             QoS::AtLeastOnce,
             false,
-            m.payload,
-            properties(expiry, sha),
+            payload,
+            props,
         ) {
             Ok(()) => {
                 s.queued.push_back(Tag::Message(seq));

@@ -40,6 +40,9 @@ pub enum OutboxError {
 pub enum MessageKind {
     Prediction,
     Event,
+    /// A study's key-image montage (PNG); counts against the capacity like a prediction.
+    #[serde(rename = "key_images")]
+    KeyImages,
 }
 
 /// One message waiting for its PUBACK.
@@ -47,10 +50,41 @@ pub enum MessageKind {
 pub struct OutboxMessage {
     pub kind: MessageKind,
     pub topic: String,
-    /// The JSON payload, exactly as published.
+    /// The JSON payload, exactly as published; for a binary message its bytes in base64.
     pub payload: String,
     /// Model sha256 for the MQTT user property (empty for events).
     pub model_sha256: String,
+    /// A binary payload's MIME type (`image/png`); absent for JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_content_type: Option<String>,
+    /// The prediction a key image belongs to (the `prediction_id` user property).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_id: Option<String>,
+}
+
+impl OutboxMessage {
+    /// A JSON message.
+    pub fn json(kind: MessageKind, topic: String, payload: String, model_sha256: String) -> Self {
+        OutboxMessage {
+            kind,
+            topic,
+            payload,
+            model_sha256,
+            binary_content_type: None,
+            prediction_id: None,
+        }
+    }
+
+    /// The bytes to publish (base64 decoded for binary messages).
+    pub fn payload_bytes(&self) -> Vec<u8> {
+        use base64::Engine;
+        match self.binary_content_type {
+            Some(_) => base64::engine::general_purpose::STANDARD
+                .decode(&self.payload)
+                .unwrap_or_default(),
+            None => self.payload.clone().into_bytes(),
+        }
+    }
 }
 
 pub struct Outbox {
@@ -110,7 +144,7 @@ impl Outbox {
             let mut table = tx.open_table(MESSAGES).map_err(|e| self.err(e))?;
             let len = table.len().map_err(|e| self.err(e))? as usize;
             let limit = match message.kind {
-                MessageKind::Prediction => self.capacity,
+                MessageKind::Prediction | MessageKind::KeyImages => self.capacity,
                 MessageKind::Event => self.capacity + EVENT_RESERVE,
             };
             if len >= limit {
@@ -189,12 +223,12 @@ mod tests {
     use super::*;
 
     fn message(kind: MessageKind, n: usize) -> OutboxMessage {
-        OutboxMessage {
+        OutboxMessage::json(
             kind,
-            topic: "ismf/box/predictions".into(),
-            payload: format!("{{\"n\":{n}}}"),
-            model_sha256: "abc".into(),
-        }
+            "ismf/box/predictions".into(),
+            format!("{{\"n\":{n}}}"),
+            "abc".into(),
+        )
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn kind_of(topic: &str) -> &'static str {
         Some("status") => "status",
         Some("predictions") => "prediction",
         Some("events") => "event",
+        Some("key-images") => "key_images",
         _ => "other",
     }
 }
@@ -116,6 +117,14 @@ pub fn render_text(r: &Received) -> String {
             }
             Err(e) => format!("[status] {}: unreadable ({e}): {m}", r.topic),
         },
+        "key_images" => format!(
+            "[key-images] {} {} bytes PNG for prediction {} (sha256 {})",
+            r.topic,
+            m["bytes"],
+            m["prediction_id"].as_str().unwrap_or("?"),
+            &m["sha256"].as_str().unwrap_or("?")
+                [..12.min(m["sha256"].as_str().unwrap_or("?").len())]
+        ),
         _ => format!("[{}] {m}", r.topic),
     }
 }
@@ -166,11 +175,31 @@ pub async fn run(
             }
             Ok(LoopEvent::Incoming(Packet::Publish(p))) => {
                 let topic = String::from_utf8_lossy(&p.topic).to_string();
-                let message = serde_json::from_slice(&p.payload).unwrap_or_else(|_| {
-                    serde_json::Value::String(String::from_utf8_lossy(&p.payload).to_string())
-                });
+                let kind = kind_of(&topic);
+                // A key image is binary: summarised (size, hash, the prediction it belongs
+                // to), never printed.
+                let message = if kind == "key_images" {
+                    use sha2::Digest;
+                    let prediction_id = p.properties.as_ref().and_then(|props| {
+                        props
+                            .user_properties
+                            .iter()
+                            .find(|(k, _)| k == "prediction_id")
+                            .map(|(_, v)| v.clone())
+                    });
+                    serde_json::json!({
+                        "content_type": p.properties.as_ref().and_then(|props| props.content_type.clone()),
+                        "bytes": p.payload.len(),
+                        "sha256": format!("{:x}", sha2::Sha256::digest(&p.payload)),
+                        "prediction_id": prediction_id,
+                    })
+                } else {
+                    serde_json::from_slice(&p.payload).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&p.payload).to_string())
+                    })
+                };
                 let received = Received {
-                    kind: kind_of(&topic),
+                    kind,
                     topic,
                     retained: p.retain,
                     message,

@@ -236,6 +236,11 @@ fn value_noise(p: [f32; 3], seed: u32) -> f32 {
 }
 
 impl Lesion {
+    /// Bounding box of the mass in local (u, v, z), mm: min then max.
+    pub fn local_box(&self) -> [f32; 6] {
+        self.bbox
+    }
+
     /// The lesion's tissue at local (u, v, z), or `None` where the normal anatomy shows.
     pub fn tissue_at(&self, u: f32, v: f32, z: f32, sec: &Section) -> Option<TissueId> {
         let b = &self.bbox;

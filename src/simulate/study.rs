@@ -264,6 +264,45 @@ impl Study {
     }
 
     /// Centre of the lesion's main mass in patient coordinates.
+    /// Bounding box of the lesion in patient coordinates (DICOM LPS, mm), min then max corner:
+    /// the mass's local box swept along the cord's course (the canal centre moves with z), and
+    /// the vertebral bodies over the lesion's extent where that reaches beyond the mass (a
+    /// metastasis's involved bodies; some metastases are bone only).
+    pub fn lesion_box(&self) -> [Vec3; 2] {
+        let lesion = &self.anatomy.lesion;
+        let b = lesion.local_box();
+        let (mut lo, mut hi) = ([f32::MAX; 3], [f32::MIN; 3]);
+        let mut sweep = |z0: f32, z1: f32, uv: &dyn Fn(f32) -> [f32; 4]| {
+            let steps = ((z1 - z0).max(0.0).ceil() as usize).max(1);
+            for k in 0..=steps {
+                let z = z0 + (z1 - z0) * k as f32 / steps as f32;
+                let (xc, yc) = self.anatomy.centre(z);
+                let [u0, v0, u1, v1] = uv(z);
+                for (x, y) in [(xc + v0, yc + u0), (xc + v1, yc + u1)] {
+                    lo = [lo[0].min(x), lo[1].min(y), lo[2].min(z)];
+                    hi = [hi[0].max(x), hi[1].max(y), hi[2].max(z)];
+                }
+            }
+        };
+        let has_mass = b[0] <= b[3];
+        if has_mass {
+            sweep(b[2], b[5], &|_| [b[0], b[1], b[3], b[4]]);
+        }
+        let (top, bottom) = lesion.z_extent;
+        if !has_mass || top > b[5] + 1.0 || bottom < b[2] - 1.0 {
+            sweep(bottom, top, &|z| {
+                let s = self.anatomy.slab(z).section;
+                [
+                    s.body_cu - s.body_ru,
+                    -s.body_rv,
+                    s.body_cu + s.body_ru,
+                    s.body_rv,
+                ]
+            });
+        }
+        [lo, hi]
+    }
+
     pub fn lesion_centre(&self) -> Vec3 {
         let [u, v, z] = self.anatomy.lesion.centre;
         let (xc, yc) = self.anatomy.centre(z);
@@ -434,6 +473,9 @@ impl Study {
             lesion_levels: l.levels.clone(),
             lesion_center_mm: self.lesion_centre().map(|x| (x * 10.0).round() / 10.0),
             lesion_extent_mm: [l.z_extent.0, l.z_extent.1].map(|x| (x * 10.0).round() / 10.0),
+            lesion_box_mm: self
+                .lesion_box()
+                .map(|c| c.map(|x| (x * 10.0).round() / 10.0)),
             lesion_features: l.features.clone(),
             fat_suppression: self.scanner.fat_suppression,
             patient_id: self.patient_id.clone(),
@@ -467,6 +509,8 @@ pub struct Truth {
     pub lesion_center_mm: [f32; 3],
     /// Superior and inferior z of the lesion (patient coordinates, mm).
     pub lesion_extent_mm: [f32; 2],
+    /// Bounding box of the mass (patient coordinates, mm): min corner, max corner.
+    pub lesion_box_mm: [[f32; 3]; 2],
     pub lesion_features: Vec<&'static str>,
     pub fat_suppression: super::protocol::FatSuppression,
     pub patient_id: String,

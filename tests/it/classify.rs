@@ -48,7 +48,7 @@ fn classify_prints_the_published_message_deterministically() {
     let card_json: Value =
         serde_json::from_str(&std::fs::read_to_string(&card).expect("card")).expect("json");
     for p in &first {
-        assert_eq!(p["schema_version"], 1);
+        assert_eq!(p["schema_version"], 2);
         assert!(truth
             .iter()
             .any(|t| t["study_instance_uid"] == p["study_instance_uid"]));

@@ -2,7 +2,7 @@
 //! a study missing a sequence, SIGTERM.
 
 use crate::common;
-use crate::common::broker::{appliance_config, of_kind, subscriber, Broker};
+use crate::common::broker::{appliance_config, appliance_config_with, of_kind, subscriber, Broker};
 use crate::common::{
     assert_valid, dicom_files, ismf, model_card, run_sim, schema, series_with_role, sim,
 };
@@ -189,7 +189,14 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
 fn kill_9_and_a_broker_restart_lose_no_study() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(&dir.path().join("broker"));
-    let config = appliance_config(dir.path(), &broker.url(), "");
+    // With results: SR, SC, KOS and PNG per study, the PNG published on …/key-images.
+    let results = dir.path().join("results");
+    let config = appliance_config_with(
+        dir.path(),
+        &broker.url(),
+        "",
+        &format!("explain = true\ndir = \"{}\"", results.display()),
+    );
     let sub = subscriber(
         &broker,
         &[
@@ -256,9 +263,57 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
     );
     assert!(all, "missing predictions; subscriber saw: {messages:#?}");
     assert_eq!(sigterm(&mut second), Some(0));
+
+    // Every study's results were written, once each (the file names are the study's), and a
+    // fresh `ismf classify` of the same study derives the same instance UIDs: a re-run after
+    // the kill re-writes identical objects rather than new ones.
+    let sop = |path: &Path| -> String {
+        let obj = dicom_object::open_file(path).expect("result file");
+        obj.element_by_name("SOPInstanceUID")
+            .expect("uid")
+            .to_str()
+            .expect("str")
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let again = dir.path().join("again");
+    crate::common::stdout_of(
+        crate::common::ismf()
+            .args(["classify", "--results"])
+            .arg(&again)
+            .arg(&staging),
+    );
+    for uid in &uids {
+        for suffix in ["sr.dcm", "key-images.dcm", "kos.dcm", "key-images.png"] {
+            let name = format!("{uid}.{suffix}");
+            assert!(results.join(&name).exists(), "{name} missing");
+            if suffix.ends_with(".dcm") {
+                assert_eq!(sop(&results.join(&name)), sop(&again.join(&name)), "{name}");
+            }
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&results)
+        .expect("results")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // Each prediction references its key image, published with its prediction_id.
+    let images = of_kind(&messages, "key_images");
+    for p in of_kind(&messages, "prediction") {
+        let id = p["message"]["prediction_id"].as_str().expect("id");
+        let bytes = &p["message"]["key_images"]["bytes"];
+        assert!(
+            images
+                .iter()
+                .any(|m| m["message"]["prediction_id"] == id && &m["message"]["bytes"] == bytes),
+            "no key image for prediction {id}"
+        );
+    }
 }
 
 #[test]
+#[cfg(feature = "demo")]
 fn demo_runs_with_nothing_set_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keep = dir.path().join("demo");

@@ -15,5 +15,6 @@ mod model;
 mod mqtt;
 mod pixels;
 mod preprocess;
+mod results;
 mod simulate;
 mod watch;

@@ -349,6 +349,12 @@ pub fn of_kind<'a>(messages: &'a [serde_json::Value], kind: &str) -> Vec<&'a ser
 
 /// A configuration file for an appliance publishing to `url`.
 pub fn appliance_config(dir: &Path, url: &str, extra_mqtt: &str) -> PathBuf {
+    appliance_config_with(dir, url, extra_mqtt, "explain = false")
+}
+
+/// [`appliance_config`] with the given `[results]` keys (explanations cost ~350 model runs a
+/// study: on for the tests about results, off elsewhere — under QEMU they would take minutes).
+pub fn appliance_config_with(dir: &Path, url: &str, extra_mqtt: &str, results: &str) -> PathBuf {
     let path = dir.join("appliance.toml");
     let card = super::model_card();
     std::fs::write(
@@ -382,6 +388,9 @@ ack_timeout = 20
 card = "{card}"
 precision = "f32"
 threads = 1
+
+[results]
+{results}
 "#,
             d = dir.display(),
             card = card.display()
