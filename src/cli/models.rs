@@ -169,6 +169,9 @@ pub struct EvalArgs {
     /// With --explain: seed of the weight shuffle for the randomisation check (0: skip it).
     #[arg(long, default_value_t = 1)]
     randomise_seed: u64,
+    /// With --explain: only the first N studies of truth.jsonl.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
@@ -203,6 +206,7 @@ fn eval_explain(args: &EvalArgs, classifier: &Classifier) -> anyhow::Result<()> 
         ismf::explain::Occlusion::default(),
         randomised.as_ref(),
         &args.dir,
+        args.limit,
         std::io::stderr().is_terminal(),
     );
     let _ = std::fs::remove_dir_all(&tmp);

@@ -196,17 +196,20 @@ fn read_truth(dir: &Path) -> Result<Vec<StudyTruth>, EvalError> {
     Ok(out)
 }
 
-/// Explains every study of `dir` (for its predicted class) and scores the maps; with
-/// `randomised`, also explains each study through that model and correlates the maps.
+/// Explains the studies of `dir` (for their predicted class; the first `limit` of truth.jsonl)
+/// and scores the maps; with `randomised`, also explains each study through that model and
+/// correlates the maps.
 pub fn evaluate_dir(
     classifier: &Classifier,
     occlusion: Occlusion,
     randomised: Option<&Model>,
     dir: &Path,
+    limit: Option<usize>,
     progress: bool,
 ) -> Result<PointingReport, EvalError> {
     let started = std::time::Instant::now();
-    let truth = read_truth(dir)?;
+    let mut truth = read_truth(dir)?;
+    truth.truncate(limit.unwrap_or(usize::MAX));
     let scanned = scan(dir)?;
     let bar = crate::logging::study_progress("explain", truth.len(), progress);
     let mut report = PointingReport {

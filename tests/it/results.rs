@@ -291,6 +291,7 @@ fn maps_point_at_the_lesion_and_a_randomised_model_gives_other_maps() {
         Occlusion::default(),
         Some(&randomised),
         &studies,
+        None,
         false,
     )
     .expect("explained");
