@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
 STUDIES=${STUDIES:-200}
-RANDOMISED=${RANDOMISED:-40}
+RANDOMISED=${RANDOMISED:-20}
 COST_STUDIES=${COST_STUDIES:-10}
 cargo build --release --locked --bin ismf >&2
 ismf=target/release/ismf
