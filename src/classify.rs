@@ -5,11 +5,13 @@
 
 use crate::explain::{explain, Explanation, Occlusion};
 use crate::ingest::catalog::StudyEntry;
-use crate::ingest::report::study_report;
+use crate::ingest::report::{study_report, StudyReport};
 use crate::ingest::{scan, IngestError, Problem};
 use crate::model::{Model, ModelError, Probabilities};
 use crate::pixels::DEFAULT_MAX_VOXELS;
-use crate::preprocess::{study_inputs, PlaneSource, PreprocessError, PreprocessParams};
+use crate::preprocess::{
+    study_inputs, ModelInputs, PlaneSource, PreprocessError, PreprocessParams,
+};
 use crate::publish::message::{Identity, ModelInfo, PhiPolicy, Prediction, SeriesUsed, Timings};
 use crate::series::Rules;
 use dicom_dictionary_std::tags;
@@ -135,6 +137,37 @@ impl Classifier {
             .map(|c| c.prediction)
     }
 
+    /// The study's identification report; an incomplete study is an error naming what is
+    /// missing.
+    pub fn complete_report(&self, entry: &StudyEntry) -> Result<StudyReport, ClassifyError> {
+        let report = study_report(entry, &self.rules);
+        if !report.complete {
+            return Err(ClassifyError::Incomplete {
+                uid: entry.study_instance_uid.clone(),
+                problems: report.problems.join("; "),
+            });
+        }
+        Ok(report)
+    }
+
+    /// The model inputs of a complete study (its selected files decoded and preprocessed).
+    pub fn inputs(
+        &self,
+        entry: &StudyEntry,
+        report: &StudyReport,
+    ) -> Result<ModelInputs, ClassifyError> {
+        study_inputs(
+            &report.sequences.files(),
+            &entry.clinical(),
+            &self.params,
+            self.max_voxels,
+        )
+        .map_err(|source| ClassifyError::Preprocess {
+            uid: entry.study_instance_uid.clone(),
+            source,
+        })
+    }
+
     /// [`Classifier::classify_entry`], keeping the probabilities and the explanation.
     pub fn classify_entry_full(
         &self,
@@ -143,22 +176,11 @@ impl Classifier {
     ) -> Result<Classified, ClassifyError> {
         let uid = entry.study_instance_uid.clone();
         let t = Instant::now();
-        let report = study_report(entry, &self.rules);
-        if !report.complete {
-            return Err(ClassifyError::Incomplete {
-                uid,
-                problems: report.problems.join("; "),
-            });
-        }
-        let files = report.sequences.files();
+        let report = self.complete_report(entry)?;
         let ingest_ms = ingest_ms + ms(t);
 
         let t = Instant::now();
-        let inputs = study_inputs(&files, &entry.clinical(), &self.params, self.max_voxels)
-            .map_err(|source| ClassifyError::Preprocess {
-                uid: uid.clone(),
-                source,
-            })?;
+        let inputs = self.inputs(entry, &report)?;
         let preprocess_ms = ms(t);
 
         let t = Instant::now();
@@ -204,7 +226,13 @@ impl Classifier {
             .collect();
         let identity = match self.phi {
             PhiPolicy::Uids => Identity::default(),
-            _ => read_identity(&files[0].1[0]),
+            _ => report
+                .sequences
+                .files()
+                .first()
+                .and_then(|(_, f)| f.first())
+                .map(|f| read_identity(f))
+                .unwrap_or_default(),
         };
         let mut prediction = Prediction::new(
             &uid,

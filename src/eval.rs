@@ -125,8 +125,12 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// Reads `DIR/truth.jsonl` (one object per study with `study_instance_uid` and `class`).
-pub fn read_truth(dir: &Path) -> Result<Vec<(String, usize)>, EvalError> {
+/// Each non-empty line of `DIR/truth.jsonl`, parsed, with its 1-based line number; `pick`
+/// turns a line into what the caller needs, or says what it lacks.
+pub(crate) fn truth_lines<T>(
+    dir: &Path,
+    mut pick: impl FnMut(&serde_json::Value) -> Result<T, String>,
+) -> Result<Vec<T>, EvalError> {
     let path = dir.join("truth.jsonl");
     let err = |reason: String| EvalError::Truth {
         path: path.clone(),
@@ -141,24 +145,28 @@ pub fn read_truth(dir: &Path) -> Result<Vec<(String, usize)>, EvalError> {
     {
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", i + 1)))?;
-        let uid = v["study_instance_uid"].as_str();
-        let class = v["class"].as_str();
-        let (Some(uid), Some(class)) = (uid, class) else {
-            return Err(err(format!(
-                "line {}: needs study_instance_uid and class",
-                i + 1
-            )));
-        };
-        let index = CLASSES
-            .iter()
-            .position(|c| *c == class)
-            .ok_or_else(|| err(format!("line {}: unknown class {class:?}", i + 1)))?;
-        out.push((uid.to_string(), index));
+        out.push(pick(&v).map_err(|reason| err(format!("line {}: {reason}", i + 1)))?);
     }
     if out.is_empty() {
         return Err(err("no studies listed".into()));
     }
     Ok(out)
+}
+
+/// Reads `DIR/truth.jsonl` (one object per study with `study_instance_uid` and `class`).
+pub fn read_truth(dir: &Path) -> Result<Vec<(String, usize)>, EvalError> {
+    truth_lines(dir, |v| {
+        let uid = v["study_instance_uid"].as_str();
+        let class = v["class"].as_str();
+        let (Some(uid), Some(class)) = (uid, class) else {
+            return Err("needs study_instance_uid and class".to_string());
+        };
+        let index = CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .ok_or_else(|| format!("unknown class {class:?}"))?;
+        Ok((uid.to_string(), index))
+    })
 }
 
 /// Classifies every study listed in `DIR/truth.jsonl` and scores the predictions.

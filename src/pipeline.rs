@@ -18,10 +18,10 @@ use crate::ingest::{Ingest, IngestError, IngestEvent};
 use crate::logging::Chain;
 use crate::model::{Model, ModelError};
 use crate::preprocess::PreprocessParams;
-use crate::publish::message::{Event, EventKind, KeyImagesRef, ModelInfo};
+use crate::publish::message::{Event, EventKind, ModelInfo};
 use crate::publish::mqtt::{MqttError, Publisher};
 use crate::publish::outbox::{MessageKind, OutboxError};
-use crate::results::{write_results, ResultInputs, ResultsError, Written};
+use crate::results::{write_results, ResultInputs, ResultsError, Written, PNG_MAX_BYTES};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +33,6 @@ pub const INFERENCE_QUEUE: usize = 2;
 
 /// Ready files the watcher may queue before it blocks (backpressure on the folder scan).
 pub const READY_QUEUE: usize = 1024;
-
-/// Largest key-image PNG published over MQTT (a reading-room client's budget).
-pub const KEY_IMAGES_MAX_BYTES: usize = crate::results::PNG_MAX_BYTES;
 
 /// A study through the model, with its results as written (or why they could not be).
 type Finished = (Classified, Result<Written, ResultsError>);
@@ -147,21 +144,10 @@ pub fn run(
                 // Results are written and fsync'd here, before the study can be marked
                 // processed (the same crash-safe order as the prediction).
                 let result = classifier.classify_entry_full(&entry, 0.0).map(|mut c| {
-                    let written = write_results(
-                        &results_dir,
-                        &ResultInputs {
-                            prediction: &c.prediction,
-                            probabilities: &c.probabilities,
-                            explanation: c.explanation.as_ref(),
-                            sources: &c.sources,
-                            max_voxels: classifier.max_voxels,
-                        },
-                    );
-                    if let Some(png) = written.as_ref().ok().and_then(|w| w.png_bytes.as_ref()) {
-                        if png.len() <= KEY_IMAGES_MAX_BYTES {
-                            c.prediction.key_images =
-                                Some(KeyImagesRef::of(png, &key_images_topic));
-                        }
+                    let written =
+                        write_results(&results_dir, &ResultInputs::of(&c, classifier.max_voxels));
+                    if let Ok(w) = &written {
+                        c.prediction.key_images = w.key_images_ref(&key_images_topic);
                     }
                     (c, written)
                 });
@@ -298,7 +284,7 @@ fn record(
                     }
                     if let (Some(png), None) = (&w.png_bytes, &p.key_images) {
                         event(format!(
-                            "results: key image of {} bytes is over the {KEY_IMAGES_MAX_BYTES}-byte MQTT limit; written to disk only",
+                            "results: key image of {} bytes is over the {PNG_MAX_BYTES}-byte MQTT limit; written to disk only",
                             png.len()
                         ));
                     }

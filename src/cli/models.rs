@@ -67,26 +67,17 @@ pub fn classify(args: ClassifyArgs) -> anyhow::Result<()> {
             let mut p = c.prediction.clone();
             let mut png = None;
             if let Some(dir) = &args.results {
-                let inputs = ismf::results::ResultInputs {
-                    prediction: &c.prediction,
-                    probabilities: &c.probabilities,
-                    explanation: c.explanation.as_ref(),
-                    sources: &c.sources,
-                    max_voxels: classifier.max_voxels,
-                };
+                let inputs = ismf::results::ResultInputs::of(&c, classifier.max_voxels);
                 match ismf::results::write_results(dir, &inputs) {
                     Ok(w) => {
                         for problem in &w.problems {
                             eprintln!("warning: {problem}");
                         }
-                        if let Some(bytes) = w.png_bytes {
-                            let topic = publisher.as_ref().map_or("key-images".to_string(), |p| {
-                                p.key_images_topic().to_string()
-                            });
-                            p.key_images =
-                                Some(ismf::publish::message::KeyImagesRef::of(&bytes, &topic));
-                            png = Some(bytes);
-                        }
+                        let topic = publisher
+                            .as_ref()
+                            .map_or("key-images", |p| p.key_images_topic());
+                        p.key_images = w.key_images_ref(topic);
+                        png = w.png_bytes.filter(|_| p.key_images.is_some());
                     }
                     Err(e) => {
                         failed += 1;

@@ -17,11 +17,10 @@ use crate::classify::Classifier;
 use crate::eval::EvalError;
 use crate::ingest::scan;
 use crate::model::{Model, CLASSES};
-use crate::preprocess::study_inputs;
-use crate::series::SequenceKind;
+use crate::publish::message::top_and_margin;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A lesion box (min corner, max corner), mm.
 pub type LesionBox = [[f64; 3]; 2];
@@ -147,20 +146,7 @@ struct StudyTruth {
 }
 
 fn read_truth(dir: &Path) -> Result<Vec<StudyTruth>, EvalError> {
-    let path = dir.join("truth.jsonl");
-    let err = |reason: String| EvalError::Truth {
-        path: path.clone(),
-        reason,
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
-    let mut out = Vec::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| err(format!("line {}: {e}", n + 1)))?;
+    crate::eval::truth_lines(dir, |v| {
         let corner = |k: usize| -> Option<[f64; 3]> {
             let c = v["lesion_box_mm"].get(k)?;
             Some([
@@ -177,23 +163,17 @@ fn read_truth(dir: &Path) -> Result<Vec<StudyTruth>, EvalError> {
             corner(0),
             corner(1),
         ) else {
-            return Err(err(format!(
-                "line {}: needs study_instance_uid, a known class and lesion_box_mm \
-                 (as `ismf simulate` writes it)",
-                n + 1
-            )));
+            return Err("needs study_instance_uid, a known class and lesion_box_mm \
+                 (as `ismf simulate` writes it)"
+                .to_string());
         };
-        out.push(StudyTruth {
+        Ok(StudyTruth {
             uid: uid.to_string(),
             class,
             site: v["site"].as_str().unwrap_or("unknown").to_string(),
             lesion_box: [lo, hi],
-        });
-    }
-    if out.is_empty() {
-        return Err(err("no studies listed".into()));
-    }
-    Ok(out)
+        })
+    })
 }
 
 /// Explains the studies of `dir` (for their predicted class; the first `limit` of truth.jsonl)
@@ -284,35 +264,17 @@ fn explain_entry(
     occlusion: Occlusion,
     randomised: Option<&Model>,
 ) -> Result<Explained, String> {
-    let report = crate::ingest::report::study_report(entry, &classifier.rules);
-    if !report.complete {
-        return Err(report.problems.join("; "));
-    }
-    let files: Vec<(SequenceKind, Vec<PathBuf>)> = report.sequences.files();
-    let inputs = study_inputs(
-        &files,
-        &entry.clinical(),
-        &classifier.params,
-        classifier.max_voxels,
-    )
-    .map_err(|e| crate::logging::Chain(&e).to_string())?;
-    let chain = |e: crate::model::ModelError| crate::logging::Chain(&e).to_string();
-    let p = classifier.model.run(&inputs).map_err(chain)?;
-    let class = top(&p);
-    let e = explain(&classifier.model, &inputs, class, occlusion).map_err(chain)?;
+    let chain = |e: &(dyn std::error::Error + 'static)| crate::logging::Chain(e).to_string();
+    let report = classifier.complete_report(entry).map_err(|e| chain(&e))?;
+    let inputs = classifier.inputs(entry, &report).map_err(|e| chain(&e))?;
+    let p = classifier.model.run(&inputs).map_err(|e| chain(&e))?;
+    let (class, _) = top_and_margin(&p);
+    let e = explain(&classifier.model, &inputs, class, occlusion).map_err(|e| chain(&e))?;
     let r = match randomised {
-        Some(m) => Some(explain(m, &inputs, class, occlusion).map_err(chain)?),
+        Some(m) => Some(explain(m, &inputs, class, occlusion).map_err(|e| chain(&e))?),
         None => None,
     };
     Ok((e, r))
-}
-
-/// Index of the largest probability.
-pub fn top(p: &[f32; 5]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
 }
 
 /// The table `ismf eval --explain` prints.

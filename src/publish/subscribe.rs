@@ -117,14 +117,16 @@ pub fn render_text(r: &Received) -> String {
             }
             Err(e) => format!("[status] {}: unreadable ({e}): {m}", r.topic),
         },
-        "key_images" => format!(
-            "[key-images] {} {} bytes PNG for prediction {} (sha256 {})",
-            r.topic,
-            m["bytes"],
-            m["prediction_id"].as_str().unwrap_or("?"),
-            &m["sha256"].as_str().unwrap_or("?")
-                [..12.min(m["sha256"].as_str().unwrap_or("?").len())]
-        ),
+        "key_images" => {
+            let sha = m["sha256"].as_str().unwrap_or("?");
+            format!(
+                "[key-images] {} {} bytes PNG for prediction {} (sha256 {})",
+                r.topic,
+                m["bytes"],
+                m["prediction_id"].as_str().unwrap_or("?"),
+                sha.get(..12).unwrap_or(sha)
+            )
+        }
         _ => format!("[{}] {m}", r.topic),
     }
 }

@@ -10,11 +10,9 @@
 use super::inputs::{derived_uid, ResultInputs, ResultsError};
 use super::key_images::{KeyImages, BANNER_ASCII as BANNER, CLASS_NAMES};
 use crate::model::CLASSES;
-use crate::simulate::dicom_writer::{IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::InMemDicomObject;
 use std::path::Path;
 
@@ -134,6 +132,49 @@ struct Context<'a> {
     date: String,
     time: String,
     device_uid: String,
+    /// Every acquired plane the model read (the SR's image library and evidence).
+    evaluated: Vec<Instance>,
+    /// The key source slices (one per sequence, through the map's peak).
+    key_slices: Vec<Instance>,
+    /// Index of the predicted class in [`CLASSES`].
+    top: usize,
+}
+
+/// Every acquired plane the model read, once each, in sequence order.
+fn evaluated(inputs: &ResultInputs) -> Vec<Instance> {
+    let mut out: Vec<Instance> = Vec::new();
+    for s in inputs.sources {
+        if let (Some(series), Some(class), Some(instance)) = (
+            s.series_instance_uid.clone(),
+            s.sop_class_uid.clone(),
+            s.sop_instance_uid.clone(),
+        ) {
+            let i = Instance {
+                series,
+                class,
+                instance,
+            };
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    out
+}
+
+/// The evaluated instances the maps' peaks lie on.
+fn key_slices(inputs: &ResultInputs, evaluated: &[Instance]) -> Vec<Instance> {
+    let Some(explanation) = inputs.explanation else {
+        return Vec::new();
+    };
+    explanation
+        .maps
+        .iter()
+        .filter_map(|m| {
+            let uid = m.source_sop_instance_uid.as_ref()?;
+            evaluated.iter().find(|i| &i.instance == uid).cloned()
+        })
+        .collect()
 }
 
 impl ResultObjects {
@@ -149,6 +190,7 @@ impl ResultObjects {
             .unwrap_or_default();
         let source = read_header(&first)?;
         let (date, time) = now_da_tm();
+        let evaluated = evaluated(inputs);
         let ctx = Context {
             inputs,
             source,
@@ -157,6 +199,12 @@ impl ResultObjects {
             date,
             time,
             device_uid: derived_uid("ismf-device", &inputs.prediction.model.sha256, "device"),
+            key_slices: key_slices(inputs, &evaluated),
+            evaluated,
+            top: CLASSES
+                .iter()
+                .position(|c| *c == inputs.prediction.top_class)
+                .unwrap_or(0),
         };
         let sr = encode(ctx.sr(), "SR")?;
         let (sc, kos) = match montage {
@@ -181,19 +229,10 @@ fn read_header(path: &Path) -> Result<InMemDicomObject, ResultsError> {
         })
 }
 
+/// A Part-10 file (Explicit VR Little Endian), through the same encoder the simulator uses.
 fn encode(obj: InMemDicomObject, kind: &'static str) -> Result<Vec<u8>, ResultsError> {
-    let err = |e: String| ResultsError::Encode { kind, reason: e };
-    let file = obj
-        .with_meta(
-            FileMetaTableBuilder::new()
-                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
-                .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-                .implementation_version_name(IMPLEMENTATION_VERSION),
-        )
-        .map_err(|e| err(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.write_all(&mut bytes).map_err(|e| err(e.to_string()))?;
-    Ok(bytes)
+    crate::simulate::dicom_writer::encode(obj)
+        .map_err(|reason| ResultsError::Encode { kind, reason })
 }
 
 /// Current UTC date and time as DA and TM.
@@ -356,46 +395,6 @@ fn evidence(study: &str, instances: &[Instance]) -> InMemDicomObject {
 }
 
 impl Context<'_> {
-    /// Every acquired plane the model read, by sequence (the SR's image library and evidence).
-    fn evaluated(&self) -> Vec<Instance> {
-        let mut out: Vec<Instance> = Vec::new();
-        {
-            for s in self.inputs.sources {
-                if let (Some(series), Some(class), Some(instance)) = (
-                    s.series_instance_uid.clone(),
-                    s.sop_class_uid.clone(),
-                    s.sop_instance_uid.clone(),
-                ) {
-                    let i = Instance {
-                        series,
-                        class,
-                        instance,
-                    };
-                    if !out.contains(&i) {
-                        out.push(i);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The key source slices (one per sequence, through the map's peak).
-    fn key_slices(&self) -> Vec<Instance> {
-        let evaluated = self.evaluated();
-        let Some(explanation) = self.inputs.explanation else {
-            return Vec::new();
-        };
-        explanation
-            .maps
-            .iter()
-            .filter_map(|m| {
-                let uid = m.source_sop_instance_uid.as_ref()?;
-                evaluated.iter().find(|i| &i.instance == uid).cloned()
-            })
-            .collect()
-    }
-
     fn sc_instance(&self) -> Instance {
         Instance {
             series: derived_uid(&self.study, &self.sha, "sc-series"),
@@ -523,9 +522,24 @@ impl Context<'_> {
         s.chars().take(64).collect()
     }
 
+    /// What the SR Document General and Key Object Document modules share: an empty Referenced
+    /// Performed Procedure Step Sequence and the evidence of every instance referenced.
+    fn document(&self, o: &mut InMemDicomObject, refs: &[Instance]) {
+        put_seq(
+            o,
+            tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+            vec![],
+        );
+        put_seq(
+            o,
+            tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+            vec![evidence(&self.study, refs)],
+        );
+    }
+
     fn sr(&self) -> InMemDicomObject {
         let p = self.inputs.prediction;
-        let top = CLASSES.iter().position(|c| *c == p.top_class).unwrap_or(0);
+        let top = self.top;
         let mut o = self.common(
             uids::COMPREHENSIVE3_DSR_STORAGE,
             "sr",
@@ -535,18 +549,9 @@ impl Context<'_> {
         );
         put(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
         put(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
-        put_seq(
-            &mut o,
-            tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
-            vec![],
-        );
         put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]);
-        let evaluated = self.evaluated();
-        put_seq(
-            &mut o,
-            tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
-            vec![evidence(&self.study, &evaluated)],
-        );
+        self.document(&mut o, &self.evaluated);
+        let evaluated = &self.evaluated;
         let model = &p.model;
         let mut group = vec![
             text_item(
@@ -580,11 +585,11 @@ impl Context<'_> {
                 UNIT_ONE,
             ));
         }
-        for inst in self.key_slices() {
+        for inst in &self.key_slices {
             group.push(image_item(
                 "CONTAINS",
                 Some(concept::SOURCE_OF_MEASUREMENT),
-                &inst,
+                inst,
             ));
         }
         let library: Vec<InMemDicomObject> = evaluated
@@ -648,7 +653,7 @@ impl Context<'_> {
             VR::ST,
             &format!("Key images with occlusion-sensitivity overlay. {BANNER}"),
         );
-        let sources = self.key_slices().iter().map(sop_ref).collect::<Vec<_>>();
+        let sources = self.key_slices.iter().map(sop_ref).collect::<Vec<_>>();
         put_seq(&mut o, tags::SOURCE_IMAGE_SEQUENCE, sources);
         let img = &montage.image;
         o.put(DataElement::new(
@@ -706,20 +711,11 @@ impl Context<'_> {
             "9903",
             &self.description("Key objects"),
         );
-        put_seq(
-            &mut o,
-            tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
-            vec![],
-        );
-        let mut refs = self.key_slices();
+        let mut refs = self.key_slices.clone();
         refs.push(self.sc_instance());
-        put_seq(
-            &mut o,
-            tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
-            vec![evidence(&self.study, &refs)],
-        );
+        self.document(&mut o, &refs);
         let p = self.inputs.prediction;
-        let top = CLASSES.iter().position(|c| *c == p.top_class).unwrap_or(0);
+        let top = self.top;
         let mut children = vec![text_item(
             "CONTAINS",
             concept::KEY_OBJECT_DESCRIPTION,

@@ -36,6 +36,19 @@ pub fn derived_uid(study_uid: &str, model_sha256: &str, kind: &str) -> String {
 /// Largest key-image PNG (it travels over MQTT to reading-room clients).
 pub const PNG_MAX_BYTES: usize = 300 * 1024;
 
+impl<'a> ResultInputs<'a> {
+    /// The inputs of a classified study.
+    pub fn of(c: &'a crate::classify::Classified, max_voxels: u64) -> ResultInputs<'a> {
+        ResultInputs {
+            prediction: &c.prediction,
+            probabilities: &c.probabilities,
+            explanation: c.explanation.as_ref(),
+            sources: &c.sources,
+            max_voxels,
+        }
+    }
+}
+
 /// What results are made from.
 #[derive(Clone, Copy, Debug)]
 pub struct ResultInputs<'a> {

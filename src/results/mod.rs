@@ -29,6 +29,15 @@ pub struct Written {
     pub problems: Vec<String>,
 }
 
+impl Written {
+    /// How a prediction points at this montage published on `topic`; `None` without one, or
+    /// when it is over [`PNG_MAX_BYTES`] (then it stays on disk only).
+    pub fn key_images_ref(&self, topic: &str) -> Option<crate::publish::message::KeyImagesRef> {
+        let png = self.png_bytes.as_ref()?;
+        (png.len() <= PNG_MAX_BYTES).then(|| crate::publish::message::KeyImagesRef::of(png, topic))
+    }
+}
+
 /// File stem of a study's results: the study UID (UIDs are digits and dots, safe in names).
 pub fn stem(study_uid: &str) -> String {
     study_uid

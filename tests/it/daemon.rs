@@ -267,15 +267,6 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
     // Every study's results were written, once each (the file names are the study's), and a
     // fresh `ismf classify` of the same study derives the same instance UIDs: a re-run after
     // the kill re-writes identical objects rather than new ones.
-    let sop = |path: &Path| -> String {
-        let obj = dicom_object::open_file(path).expect("result file");
-        obj.element_by_name("SOPInstanceUID")
-            .expect("uid")
-            .to_str()
-            .expect("str")
-            .trim_end_matches('\0')
-            .to_string()
-    };
     let again = dir.path().join("again");
     crate::common::stdout_of(
         crate::common::ismf()
@@ -288,7 +279,11 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
             let name = format!("{uid}.{suffix}");
             assert!(results.join(&name).exists(), "{name} missing");
             if suffix.ends_with(".dcm") {
-                assert_eq!(sop(&results.join(&name)), sop(&again.join(&name)), "{name}");
+                assert_eq!(
+                    crate::common::sop_instance_uid(&results.join(&name)),
+                    crate::common::sop_instance_uid(&again.join(&name)),
+                    "{name}"
+                );
             }
         }
     }

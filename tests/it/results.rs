@@ -1,7 +1,9 @@
 //! What the radiologist sees: explanation maps checked against the simulator's lesion boxes,
 //! and the DICOM results (SR, SC, KOS) checked by the real validators and read by peers.
 
-use crate::common::{assert_valid, ismf, model_card, run_sim, schema, sim, stdout_of, tool};
+use crate::common::{
+    assert_valid, ismf, model_card, run_sim, schema, sim, sop_instance_uid, stdout_of, tool,
+};
 use ismf::classify::Classifier;
 use ismf::explain::pointing::evaluate_dir;
 use ismf::explain::Occlusion;
@@ -23,16 +25,6 @@ fn result_file(dir: &Path, suffix: &str) -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.to_string_lossy().ends_with(suffix))
         .unwrap_or_else(|| panic!("no *{suffix} in {}", dir.display()))
-}
-
-fn sop_instance_uid(path: &Path) -> String {
-    let obj = dicom_object::open_file(path).expect("dicom");
-    obj.element_by_name("SOPInstanceUID")
-        .expect("uid")
-        .to_str()
-        .expect("str")
-        .trim_end_matches('\0')
-        .to_string()
 }
 
 /// dciodvfy's `Error` lines (warnings are allowed: dicom3tools does not know Device UID in
@@ -249,13 +241,7 @@ fn unrenderable_pixels_keep_the_sr_and_an_unwritable_folder_is_an_error() {
         .find(|m| m.kind.key() == "sag_t2fs")
         .expect("t2fs map");
     std::fs::write(&t2fs.source_path, b"DICM but not really").expect("corrupt");
-    let inputs = ResultInputs {
-        prediction: &c.prediction,
-        probabilities: &c.probabilities,
-        explanation: Some(explanation),
-        sources: &c.sources,
-        max_voxels: classifier.max_voxels,
-    };
+    let inputs = ResultInputs::of(&c, classifier.max_voxels);
     let out = dir.path().join("results");
     let written = write_results(&out, &inputs).expect("results");
     assert!(

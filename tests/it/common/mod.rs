@@ -182,6 +182,17 @@ pub fn ismf() -> Command {
     target_command(env!("CARGO_BIN_EXE_ismf"))
 }
 
+/// The SOP Instance UID of a DICOM file.
+pub fn sop_instance_uid(path: &Path) -> String {
+    let obj = dicom_object::open_file(path).expect("dicom");
+    obj.element_by_name("SOPInstanceUID")
+        .expect("uid")
+        .to_str()
+        .expect("str")
+        .trim_end_matches('\0')
+        .to_string()
+}
+
 /// The committed model card.
 pub fn model_card() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/model-card.json")
