@@ -18,11 +18,15 @@ use crate::ingest::watch::WatchConfig;
 use crate::ingest::IngestConfig;
 pub use crate::model::Backend;
 use crate::model::Precision;
+use crate::network::scp::{check_ae_title, Caller, ScpSettings};
+use crate::network::scu::Peer;
+use crate::network::sender::SenderSettings;
 use crate::publish::message::{ModelInfo, PhiPolicy};
 use crate::publish::mqtt::{PublisherSettings, Topics};
 pub use crate::publish::url::BrokerUrl;
 use crate::series::Rules;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +42,19 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("mqtt", "client_cert_file"),
     ("mqtt", "client_key_file"),
     ("results", "dir"),
+    ("dicom", "listen"),
+    ("pacs", "host"),
+];
+
+/// The sections `ISMF_<SECTION>_<KEY>` variables may override.
+const ENV_SECTIONS: [&str; 7] = [
+    "appliance",
+    "ingest",
+    "mqtt",
+    "model",
+    "results",
+    "dicom",
+    "pacs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +83,36 @@ struct RawConfig {
     mqtt: RawMqtt,
     model: RawModel,
     results: RawResults,
+    dicom: RawDicom,
+    pacs: RawPacs,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDicom {
+    #[serde(default)]
+    listen: Option<String>,
+    ae_title: String,
+    allowed_callers: Vec<String>,
+    accept_any: bool,
+    max_associations: usize,
+    max_pdu: u32,
+    read_timeout_seconds: u64,
+    write_timeout_seconds: u64,
+    min_free_mb: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPacs {
+    #[serde(default)]
+    host: Option<String>,
+    port: u16,
+    called_ae: String,
+    calling_ae: String,
+    timeout_seconds: u64,
+    max_attempts: u32,
+    max_backoff_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -137,6 +184,30 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub model: ModelSection,
     pub results: ResultsSection,
+    pub dicom: DicomSection,
+    pub pacs: PacsSection,
+}
+
+/// The DICOM receiver (`[dicom]`); it runs only when `listen` is set.
+#[derive(Clone, Debug)]
+pub struct DicomSection {
+    pub listen: Option<SocketAddr>,
+    pub ae_title: String,
+    pub allowed_callers: Vec<Caller>,
+    pub accept_any: bool,
+    pub max_associations: usize,
+    pub max_pdu: u32,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub min_free_bytes: u64,
+}
+
+/// Where results are filed (`[pacs]`); sending runs only when `host` is set.
+#[derive(Clone, Debug)]
+pub struct PacsSection {
+    pub peer: Option<Peer>,
+    pub max_attempts: u32,
+    pub max_backoff: Duration,
 }
 
 /// What the appliance makes for the radiologist besides the prediction message.
@@ -306,9 +377,9 @@ impl Config {
     }
 
     /// Parses TOML text, merges it over the embedded default, applies overrides from `env` —
-    /// only variables named `ISMF_<SECTION>_<KEY>` for the sections `appliance`, `ingest`,
-    /// `mqtt`, `model`, `results`; the value takes the type the key's value has (strings for optional keys)
-    /// — and checks.
+    /// only variables named `ISMF_<SECTION>_<KEY>` for the sections in [`ENV_SECTIONS`]; the
+    /// value takes the type the key's value has (strings for optional keys, a comma-separated
+    /// list for a list) — and checks.
     pub fn from_toml_with_env(
         text: &str,
         origin: &str,
@@ -328,7 +399,7 @@ impl Config {
                 continue;
             };
             let lower = rest.to_ascii_lowercase();
-            let Some((section, key)) = ["appliance", "ingest", "mqtt", "model", "results"]
+            let Some((section, key)) = ENV_SECTIONS
                 .iter()
                 .find_map(|s| Some((*s, lower.strip_prefix(s)?.strip_prefix('_')?)))
             else {
@@ -348,6 +419,14 @@ impl Config {
                 Some(toml::Value::Boolean(_)) => value.parse().map(toml::Value::Boolean).ok(),
                 Some(toml::Value::Integer(_)) => value.parse().map(toml::Value::Integer).ok(),
                 Some(toml::Value::Float(_)) => value.parse().map(toml::Value::Float).ok(),
+                Some(toml::Value::Array(_)) => Some(toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
+                )),
                 _ => Some(toml::Value::String(value.clone())),
             };
             match typed {
@@ -387,8 +466,37 @@ impl Config {
     fn from_raw(raw: RawConfig, url: BrokerUrl) -> Config {
         let i = raw.ingest;
         let m = raw.mqtt;
+        let d = raw.dicom;
+        let p = raw.pacs;
         let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO);
         Config {
+            dicom: DicomSection {
+                listen: d.listen.and_then(|l| l.parse().ok()),
+                allowed_callers: d
+                    .allowed_callers
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
+                ae_title: d.ae_title,
+                accept_any: d.accept_any,
+                max_associations: d.max_associations,
+                max_pdu: d.max_pdu,
+                read_timeout: Duration::from_secs(d.read_timeout_seconds),
+                write_timeout: Duration::from_secs(d.write_timeout_seconds),
+                min_free_bytes: d.min_free_mb * 1_000_000,
+            },
+            pacs: PacsSection {
+                peer: p.host.map(|host| Peer {
+                    host,
+                    port: p.port,
+                    called_ae: p.called_ae,
+                    calling_ae: p.calling_ae,
+                    timeout: Duration::from_secs(p.timeout_seconds),
+                    max_pdu: 65536,
+                }),
+                max_attempts: p.max_attempts,
+                max_backoff: Duration::from_secs(p.max_backoff_seconds),
+            },
             mqtt: MqttConfig {
                 url,
                 client_id: m
@@ -438,6 +546,35 @@ impl Config {
     }
 
     /// Where the MQTT outbox lives.
+    /// The DICOM receiver's settings, when `[dicom] listen` is set.
+    pub fn receiver(&self) -> Option<ScpSettings> {
+        let d = &self.dicom;
+        Some(ScpSettings {
+            listen: d.listen?,
+            ae_title: d.ae_title.clone(),
+            allowed_callers: d.allowed_callers.clone(),
+            accept_any: d.accept_any,
+            max_associations: d.max_associations,
+            max_pdu: d.max_pdu,
+            read_timeout: d.read_timeout,
+            write_timeout: d.write_timeout,
+            verdict_timeout: d.read_timeout,
+        })
+    }
+
+    /// The PACS sender's settings, when `[pacs] host` is set.
+    pub fn pacs_sender(&self) -> Option<SenderSettings> {
+        Some(SenderSettings {
+            peer: self.pacs.peer.clone()?,
+            max_attempts: self.pacs.max_attempts,
+            max_backoff: self.pacs.max_backoff.as_secs_f64(),
+        })
+    }
+
+    pub fn pacs_queue_path(&self) -> PathBuf {
+        self.ingest.state_dir.join("pacs.redb")
+    }
+
     pub fn outbox_path(&self) -> PathBuf {
         self.ingest.state_dir.join("outbox.redb")
     }
@@ -589,6 +726,65 @@ impl RawConfig {
                 "model.backend = \"cuda\": this build has no CUDA backend; use \"cpu\" or \"auto\""
                     .into(),
             );
+        }
+        let d = &self.dicom;
+        if let Some(l) = &d.listen {
+            if l.parse::<SocketAddr>().is_err() {
+                p.push(format!(
+                    "dicom.listen '{l}' is not an address:port (e.g. \"0.0.0.0:11112\")"
+                ));
+            }
+            if d.allowed_callers.is_empty() && !d.accept_any {
+                p.push("dicom.listen is set but dicom.allowed_callers is empty: every association would be refused (list the senders, or set dicom.accept_any = true)".into());
+            }
+        }
+        if let Err(e) = check_ae_title(&d.ae_title) {
+            p.push(format!("dicom.ae_title: {e}"));
+        }
+        for c in &d.allowed_callers {
+            if let Err(e) = c.parse::<Caller>() {
+                p.push(format!("dicom.allowed_callers: {e}"));
+            }
+        }
+        if !(1..=256).contains(&d.max_associations) {
+            p.push(format!(
+                "dicom.max_associations must be 1–256, not {}",
+                d.max_associations
+            ));
+        }
+        if !(4096..=1_048_576).contains(&d.max_pdu) {
+            p.push(format!(
+                "dicom.max_pdu must be 4096–1048576 bytes, not {}",
+                d.max_pdu
+            ));
+        }
+        for (what, v) in [
+            ("dicom.read_timeout_seconds", d.read_timeout_seconds),
+            ("dicom.write_timeout_seconds", d.write_timeout_seconds),
+            ("pacs.timeout_seconds", self.pacs.timeout_seconds),
+            ("pacs.max_backoff_seconds", self.pacs.max_backoff_seconds),
+        ] {
+            if v == 0 {
+                p.push(format!("{what} must be at least 1"));
+            }
+        }
+        let pacs = &self.pacs;
+        if pacs.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+            p.push("pacs.host is empty (comment it out to keep results on disk only)".into());
+        }
+        if pacs.port == 0 {
+            p.push("pacs.port must be 1–65535".into());
+        }
+        for (what, ae) in [
+            ("pacs.called_ae", &pacs.called_ae),
+            ("pacs.calling_ae", &pacs.calling_ae),
+        ] {
+            if let Err(e) = check_ae_title(ae) {
+                p.push(format!("{what}: {e}"));
+            }
+        }
+        if pacs.max_attempts == 0 {
+            p.push("pacs.max_attempts must be at least 1".into());
         }
         if !self.model.card.is_file() {
             p.push(format!(
@@ -753,6 +949,64 @@ mod tests {
         for needle in ["mqtt.urll", "ingest.poll", "[extra]"] {
             assert!(text.contains(needle), "missing '{needle}' in {text}");
         }
+    }
+
+    #[test]
+    fn the_dicom_receiver_and_pacs_are_checked_and_callers_come_from_the_environment() {
+        let e = with(|t| {
+            let d = section(t, "dicom");
+            d.insert("listen".into(), "0.0.0.0:11112".into());
+            d.insert("ae_title".into(), "A_TITLE_FAR_TOO_LONG".into());
+            d.insert("max_pdu".into(), 100.into());
+            section(t, "pacs").insert("host".into(), " ".into());
+        })
+        .expect_err("invalid");
+        let text = e.to_string();
+        for needle in [
+            "allowed_callers is empty",
+            "dicom.ae_title",
+            "dicom.max_pdu",
+            "pacs.host is empty",
+        ] {
+            assert!(text.contains(needle), "missing '{needle}' in {text}");
+        }
+        let c = Config::from_toml_with_env(
+            DEFAULT_TOML,
+            "test",
+            [
+                (
+                    "ISMF_DICOM_LISTEN".to_string(),
+                    "127.0.0.1:11112".to_string(),
+                ),
+                (
+                    "ISMF_DICOM_ALLOWED_CALLERS".to_string(),
+                    "MRI1@10.0.0.5, ROUTER".to_string(),
+                ),
+                ("ISMF_PACS_HOST".to_string(), "pacs.local".to_string()),
+            ],
+        )
+        .expect("overridden");
+        let r = c.receiver().expect("receiver on");
+        assert_eq!(r.allowed_callers.len(), 2);
+        assert_eq!(
+            r.allowed_callers[0].host,
+            Some("10.0.0.5".parse().expect("ip"))
+        );
+        assert_eq!(c.pacs_sender().expect("pacs on").peer.host, "pacs.local");
+        let off = Config::from_toml(DEFAULT_TOML, "default").expect("default");
+        assert!(
+            off.receiver().is_none() && off.pacs_sender().is_none(),
+            "both off by default"
+        );
+        let bad = with(|t| {
+            let d = section(t, "dicom");
+            d.insert(
+                "allowed_callers".into(),
+                toml::Value::Array(vec!["MRI@not-an-ip".into()]),
+            );
+        })
+        .expect_err("bad caller");
+        assert!(bad.to_string().contains("not an IP address"), "{bad}");
     }
 
     #[test]

@@ -45,7 +45,20 @@ pub struct DemoOptions {
     pub broker: Option<BrokerUrl>,
     /// The model card.
     pub card: PathBuf,
+    pub via: Via,
 }
+
+/// How the simulated scanner hands its studies to the appliance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// Realtime export into the watched folder.
+    Folder,
+    /// C-STORE to the appliance's DICOM receiver (AE `ISMF`), as a scanner's DICOM node does.
+    Dicom,
+}
+
+/// The calling AE title of the demo's simulated scanner.
+const SCANNER_AE: &str = "SIMSCANNER";
 
 /// What the demo saw.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -106,6 +119,64 @@ next_connection_delay_ms = 1
     })
 }
 
+/// The simulated scanner's DICOM node: files ready in `out` (the folder watcher finds them) are
+/// sent to `peer` by C-STORE, a batch per association, until `shutdown`; a refused or failed
+/// batch is retried (the appliance may still be loading its model).
+fn forward_by_dicom(
+    out: &std::path::Path,
+    peer: crate::network::scu::Peer,
+    rt: &tokio::runtime::Handle,
+    shutdown: &Shutdown,
+) -> Result<std::thread::JoinHandle<()>, DemoError> {
+    use crate::network::scu::{self, Outgoing};
+    let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(1024);
+    let mut w = crate::ingest::watch::WatchConfig::new(out.to_path_buf());
+    w.rescan = Duration::from_secs(2);
+    let watcher =
+        crate::ingest::watch::spawn(w, tx).map_err(|e| DemoError::Broker(e.to_string()))?;
+    let rt = rt.clone();
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("dicom-node".into())
+        .spawn(move || {
+            let mut batch: Vec<Outgoing> = Vec::new();
+            while !shutdown.is_requested() {
+                match rx.recv_timeout(Duration::from_millis(300)) {
+                    Ok(path) => {
+                        if let Ok(o) = Outgoing::of(&path) {
+                            batch.push(o);
+                        }
+                        if batch.len() < 64 {
+                            continue;
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                match rt.block_on(scu::store(&peer, &batch)) {
+                    Ok(outcomes) => {
+                        let retry: Vec<Outgoing> = batch
+                            .drain(..)
+                            .zip(outcomes)
+                            .filter(|(_, o)| !matches!(o, Ok(c) if crate::network::dimse::status::is_stored(*c)))
+                            .map(|(f, _)| f)
+                            .collect();
+                        batch = retry;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %crate::logging::Chain(&e), "scanner: send failed; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            }
+            watcher.stop();
+        })
+        .map_err(DemoError::Thread)
+}
+
 /// Runs the demo until every study is predicted, or `shutdown` is requested (Ctrl-C). The
 /// appliance's publisher and the reading-room subscriber run on `rt`.
 pub fn run(
@@ -139,6 +210,22 @@ pub fn run(
     config.mqtt.heartbeat = Duration::from_secs(10);
     config.model.card = opts.card.clone();
     std::fs::create_dir_all(&config.ingest.watch_dir).map_err(io)?;
+    // By DICOM the simulator exports into a folder of its own, and a sender forwards each file
+    // as it is written (the scanner's DICOM node).
+    let scanner_out = match opts.via {
+        Via::Folder => config.ingest.watch_dir.clone(),
+        Via::Dicom => {
+            let port = free_port()?;
+            config.dicom.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            config.dicom.allowed_callers = vec![crate::network::scp::Caller {
+                ae_title: SCANNER_AE.into(),
+                host: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            }];
+            let out = root.join("scanner");
+            std::fs::create_dir_all(&out).map_err(io)?;
+            out
+        }
+    };
 
     let study_opts = StudyOptions {
         seed: opts.seed,
@@ -168,11 +255,17 @@ pub fn run(
             ""
         }
     );
-    println!(
-        "  scanner  {} (realtime export, {}× speed)",
-        config.ingest.watch_dir.display(),
-        opts.speed
-    );
+    match config.dicom.listen {
+        Some(listen) => println!(
+            "  scanner  C-STORE as {SCANNER_AE} to {}@{listen} (realtime, {}× speed)",
+            config.dicom.ae_title, opts.speed
+        ),
+        None => println!(
+            "  scanner  {} (realtime export, {}× speed)",
+            config.ingest.watch_dir.display(),
+            opts.speed
+        ),
+    }
     println!("  studies  {}, one per class in turn\n", opts.studies);
 
     // The appliance; if it stops on its own (a missing model card, say) the demo ends too.
@@ -194,7 +287,7 @@ pub fn run(
     // The scanner.
     let scanner = {
         let sim = SimulateOptions {
-            out: config.ingest.watch_dir.clone(),
+            out: scanner_out.clone(),
             studies: opts.studies,
             study: study_opts,
             mode: ExportMode::Realtime,
@@ -208,6 +301,22 @@ pub fn run(
             .name("scanner".into())
             .spawn(move || simulate::run(&sim))
             .map_err(DemoError::Thread)?
+    };
+    let forwarder = match config.dicom.listen {
+        Some(listen) => Some(forward_by_dicom(
+            &scanner_out,
+            crate::network::scu::Peer {
+                host: listen.ip().to_string(),
+                port: listen.port(),
+                called_ae: config.dicom.ae_title.clone(),
+                calling_ae: SCANNER_AE.into(),
+                timeout: Duration::from_secs(30),
+                max_pdu: 65536,
+            },
+            rt,
+            shutdown,
+        )?),
+        None => None,
     };
     // The reading room.
     let seen = Arc::new(Mutex::new(DemoSummary {
@@ -283,6 +392,9 @@ pub fn run(
     shutdown.request();
     if finished {
         let _ = scanner.join();
+    }
+    if let Some(f) = forwarder {
+        let _ = f.join();
     }
     let result = appliance
         .join()

@@ -25,7 +25,8 @@
 //! | [`model`] | the model card check, ISMF-Net on tract (f32 / int8 / f16, CPU or CUDA), ONNX export |
 //! | [`classify`] | one study (or folder) through the report, preprocessing and the model → prediction |
 //! | [`publish`] | the published messages, the durable outbox, the MQTT 5 publisher and subscriber |
-//! | [`pipeline`] | `ismf run`: watcher → ingest → inference thread → outbox → MQTT, [`pipeline::Shutdown`] |
+//! | [`network`] | DICOM networking: the Storage SCP scanners send to, the durable PACS queue and Storage SCU for the results |
+//! | [`pipeline`] | `ismf run`: watcher and DICOM receiver → ingest → inference thread → outbox → MQTT and PACS, [`pipeline::Shutdown`] |
 //! | [`config`] | the firmware configuration: merged over the embedded default, checked once into typed settings |
 //! | [`inspect`] | `ismf inspect`: offline report of studies, sequences and problems |
 //! | [`eval`] | scores against truth: micro-accuracy with bootstrap CI, per-class F1, confusion |
@@ -39,7 +40,7 @@
 //!
 //! The core is synchronous: decoding, preprocessing and inference are plain functions over owned
 //! data, with rayon for data parallelism. tokio lives at the edges only — the MQTT publisher and
-//! subscriber, on a runtime the caller (the binary) owns and hands in; signals are the binary's.
+//! subscriber, the DICOM receiver and PACS sender, on a runtime the caller (the binary) owns and hands in; signals are the binary's.
 
 pub mod alloc;
 pub mod bench;
@@ -56,6 +57,7 @@ pub mod inspect;
 pub mod logging;
 pub mod model;
 mod named;
+pub mod network;
 pub mod npy;
 pub mod pipeline;
 pub mod pixels;

@@ -1,8 +1,9 @@
-//! `ismf run`: the appliance daemon. watcher → ingest (catalog, quarantine, completeness) →
-//! inference on its own thread → durable outbox → MQTT, as in `docs/ARCHITECTURE.md`.
+//! `ismf run`: the appliance daemon. watcher and DICOM receiver → ingest (catalog, quarantine,
+//! completeness) → inference on its own thread → durable outbox → MQTT, and the DICOM results
+//! through the durable PACS queue to PACS, as in `docs/ARCHITECTURE.md`.
 //!
 //! The core loop is synchronous and owns the ingest engine; tokio runs only the MQTT publisher,
-//! on the runtime the caller hands in (the binary owns the runtime and the signals, and asks for
+//! the DICOM receiver and the PACS sender, on the runtime the caller hands in (the binary owns the runtime and the signals, and asks for
 //! a stop through [`Shutdown`]). Queues are bounded: the watcher blocks when the core falls behind, and
 //! at most [`INFERENCE_QUEUE`] studies wait for the model (the others stay `complete` in the
 //! journal). Crash safety comes from the order of writes: a prediction is committed to the outbox
@@ -17,6 +18,13 @@ use crate::ingest::watch;
 use crate::ingest::{Ingest, IngestError, IngestEvent};
 use crate::logging::Chain;
 use crate::model::{Model, ModelError};
+use crate::network::dimse::status;
+use crate::network::intake::{Arrival, Verdict};
+use crate::network::landing::{Landing, LandingError};
+use crate::network::queue::{PacsQueue, QueueError, Queued};
+use crate::network::scp::{self, ScpError};
+use crate::network::scu::Outgoing;
+use crate::network::sender::PacsSender;
 use crate::preprocess::PreprocessParams;
 use crate::publish::message::{Event, EventKind, ModelInfo};
 use crate::publish::mqtt::{MqttError, Publisher};
@@ -49,6 +57,12 @@ pub enum PipelineError {
     Outbox(#[from] OutboxError),
     #[error("cannot start the inference thread")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Receiver(#[from] ScpError),
+    #[error(transparent)]
+    Landing(#[from] LandingError),
+    #[error(transparent)]
+    PacsQueue(#[from] QueueError),
 }
 
 /// Asks the daemon to stop: set from the binary's signal handler (SIGTERM, SIGINT), a test, or
@@ -127,7 +141,24 @@ pub fn run(
     let key_images_topic = publisher.key_images_topic().to_string();
 
     let (mut ingest, owed) = Ingest::open(config.ingest_engine())?;
-    let (ready_tx, ready_rx) = mpsc::sync_channel(READY_QUEUE);
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<Arrival>(READY_QUEUE);
+    let pacs = match config.pacs_sender() {
+        Some(settings) => Some(PacsSender::start(
+            settings,
+            PacsQueue::open(&config.pacs_queue_path())?,
+            ready_tx.clone(),
+            rt,
+        )),
+        None => None,
+    };
+    let received_dir = config.ingest.state_dir.join("received");
+    let receiver = match config.receiver() {
+        Some(settings) => {
+            let landing = Landing::open(&config.ingest.state_dir, config.dicom.min_free_bytes)?;
+            Some(scp::start(settings, landing, ready_tx.clone(), rt)?)
+        }
+        None => None,
+    };
     let watcher = watch::spawn(config.watcher(), ready_tx)?;
 
     // The inference thread: catalogued studies in, predictions out.
@@ -178,7 +209,13 @@ pub fn run(
         }
         while let Ok((uid, result)) = done_rx.try_recv() {
             in_flight -= 1;
-            if let Some(uid) = record(uid, result, config, &publisher, &mut ingest, &mut summary)? {
+            let done = Done {
+                config,
+                publisher: &publisher,
+                pacs: pacs.as_ref(),
+                received_dir: &received_dir,
+            };
+            if let Some(uid) = done.record(uid, result, &mut ingest, &mut summary)? {
                 waiting.push_front(uid);
             }
         }
@@ -218,7 +255,7 @@ pub fn run(
         // New files (bounded wait so ticks and results keep flowing).
         if room {
             match ready_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(path) => events.extend(ingest.offer(&path, now_seconds())?),
+                Ok(arrival) => events.extend(take(arrival, &mut ingest, config, &publisher)?),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -234,12 +271,21 @@ pub fn run(
     // Shutdown: no more intake; the studies in flight finish and are published; the rest stay
     // `complete` in the journal for the next start.
     tracing::info!(in_flight, waiting = waiting.len(), "stopping");
+    if let Some(r) = &receiver {
+        r.stop();
+    }
     watcher.stop();
     drop(job_tx);
     let _ = inference.join();
+    let done = Done {
+        config,
+        publisher: &publisher,
+        pacs: pacs.as_ref(),
+        received_dir: &received_dir,
+    };
     while let Ok((uid, result)) = done_rx.try_recv() {
         // A study the full outbox refuses now stays `complete` for the next start.
-        record(uid, result, config, &publisher, &mut ingest, &mut summary)?;
+        done.record(uid, result, &mut ingest, &mut summary)?;
     }
     let _ = rt.block_on(publisher.drain(Duration::from_secs(3)));
     rt.block_on(publisher.shutdown(Duration::from_secs(2)));
@@ -253,84 +299,202 @@ pub fn run(
     Ok(summary)
 }
 
-/// A finished study: its key image and prediction go to the outbox first, then the journal says
-/// `processed` (the crash-safe order; the DICOM results were written before this); a failure is
-/// journaled and reported. Results that could not be made raise an `error` event, and the
-/// prediction is published regardless. Returns the study back when the full outbox refused it
-/// (it stays `complete` and is retried).
-fn record(
-    uid: String,
-    result: Result<Finished, ClassifyError>,
+/// Takes one arrival from intake: a folder file or a received instance is offered to the
+/// ingest engine (the receiver's caller learns the verdict), a release is noted with its
+/// studies, a notice becomes an event.
+fn take(
+    arrival: Arrival,
+    ingest: &mut Ingest,
     config: &Config,
     publisher: &Publisher,
-    ingest: &mut Ingest,
-    summary: &mut RunSummary,
-) -> Result<Option<String>, PipelineError> {
+) -> Result<Vec<IngestEvent>, PipelineError> {
     let now = now_seconds();
-    let event = |reason: String| {
-        let mut e = Event::new(EventKind::Error, &config.appliance.id, reason);
-        e.study_instance_uid = Some(uid.clone());
-        if let Err(err) = publisher.submit_json(MessageKind::Event, &e, "") {
-            tracing::error!(error = %Chain(&err), "event not queued");
+    match arrival {
+        Arrival::File(path) => Ok(ingest.offer(&path, now)?),
+        Arrival::Received {
+            path,
+            caller,
+            reply,
+        } => {
+            let events = ingest.offer_received(&path, now)?;
+            let verdict = verdict_of(&events);
+            tracing::debug!(file = %path.display(), caller = %caller, ?verdict, "instance received");
+            // The caller may have given up waiting: the instance is catalogued regardless.
+            let _ = reply.send(verdict);
+            Ok(events)
         }
-    };
-    match result {
-        Ok((c, written)) => {
-            let p = &c.prediction;
-            match &written {
-                Ok(w) => {
-                    for problem in &w.problems {
-                        event(format!("results: {problem}"));
-                    }
-                    if let (Some(png), None) = (&w.png_bytes, &p.key_images) {
-                        event(format!(
+        Arrival::Released { studies, .. } => {
+            for study in &studies {
+                ingest.note_released(study, now);
+            }
+            Ok(Vec::new())
+        }
+        Arrival::Notice { kind, reason } => {
+            if let Err(e) = publisher.submit_json(
+                MessageKind::Event,
+                &Event::new(kind, &config.appliance.id, reason),
+                "",
+            ) {
+                tracing::error!(error = %Chain(&e), "event not queued");
+            }
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The C-STORE answer for what ingest made of a received instance.
+fn verdict_of(events: &[IngestEvent]) -> Verdict {
+    for e in events {
+        match e {
+            IngestEvent::Added { study, .. } | IngestEvent::Late { study, .. } => {
+                return Verdict::Stored {
+                    study: Some(study.clone()),
+                }
+            }
+            IngestEvent::Quarantined { reason, .. } => {
+                return Verdict::Refused {
+                    status: status::CANNOT_UNDERSTAND,
+                    reason: reason.clone(),
+                }
+            }
+            IngestEvent::Vanished { .. } => {
+                return Verdict::Refused {
+                    status: status::OUT_OF_RESOURCES,
+                    reason: "instance vanished from the received folder".into(),
+                }
+            }
+            _ => {}
+        }
+    }
+    // A duplicate, a conflict (the first copy is kept) or an instance already handled.
+    Verdict::Stored { study: None }
+}
+
+/// What recording a finished study needs besides the study.
+struct Done<'a> {
+    config: &'a Config,
+    publisher: &'a Publisher,
+    pacs: Option<&'a PacsSender>,
+    received_dir: &'a Path,
+}
+
+impl Done<'_> {
+    /// A finished study: its key image and prediction go to the outbox first, and its DICOM
+    /// results to the PACS queue, then the journal says `processed` (the crash-safe order; the
+    /// DICOM results were written before this); a failure is journaled and reported. Results that
+    /// could not be made raise an `error` event, and the prediction is published regardless. Once
+    /// processed, the instances the receiver stored for the study are deleted (the appliance is not
+    /// an archive: the scanner and PACS keep the originals). Returns the study back when the full
+    /// outbox refused it (it stays `complete` and is retried).
+    fn record(
+        &self,
+        uid: String,
+        result: Result<Finished, ClassifyError>,
+        ingest: &mut Ingest,
+        summary: &mut RunSummary,
+    ) -> Result<Option<String>, PipelineError> {
+        let (config, publisher) = (self.config, self.publisher);
+        let now = now_seconds();
+        let event = |reason: String| {
+            let mut e = Event::new(EventKind::Error, &config.appliance.id, reason);
+            e.study_instance_uid = Some(uid.clone());
+            if let Err(err) = publisher.submit_json(MessageKind::Event, &e, "") {
+                tracing::error!(error = %Chain(&err), "event not queued");
+            }
+        };
+        match result {
+            Ok((c, written)) => {
+                let p = &c.prediction;
+                match &written {
+                    Ok(w) => {
+                        for problem in &w.problems {
+                            event(format!("results: {problem}"));
+                        }
+                        if let (Some(png), None) = (&w.png_bytes, &p.key_images) {
+                            event(format!(
                             "results: key image of {} bytes is over the {PNG_MAX_BYTES}-byte MQTT limit; written to disk only",
                             png.len()
                         ));
+                        }
+                    }
+                    Err(e) => {
+                        let reason = Chain(e).to_string();
+                        tracing::error!(study = %uid, error = %reason, "results not written");
+                        event(format!("results not written: {reason}"));
                     }
                 }
-                Err(e) => {
-                    let reason = Chain(e).to_string();
-                    tracing::error!(study = %uid, error = %reason, "results not written");
-                    event(format!("results not written: {reason}"));
-                }
-            }
-            if p.key_images.is_some() {
-                if let Some(png) = written.as_ref().ok().and_then(|w| w.png_bytes.as_ref()) {
-                    match publisher.submit_key_images(png, &p.prediction_id, &p.model.sha256) {
-                        Ok(_) => {}
-                        Err(OutboxError::Full { .. }) => return Ok(Some(uid)),
-                        Err(e) => return Err(e.into()),
+                if p.key_images.is_some() {
+                    if let Some(png) = written.as_ref().ok().and_then(|w| w.png_bytes.as_ref()) {
+                        match publisher.submit_key_images(png, &p.prediction_id, &p.model.sha256) {
+                            Ok(_) => {}
+                            Err(OutboxError::Full { .. }) => return Ok(Some(uid)),
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 }
-            }
-            match publisher.submit_prediction(p, ingest.last_arrival(&uid)) {
-                Ok(_) => {
-                    ingest.set_state(&uid, StudyState::Processed, now)?;
-                    summary.predicted += 1;
-                    let t = &p.timings;
-                    tracing::info!(
-                        study = %uid,
-                        top = %p.top_class,
-                        preprocess_ms = format!("{:.1}", t.preprocess_ms),
-                        inference_ms = format!("{:.1}", t.inference_ms),
-                        explain_ms = format!("{:.1}", t.explain_ms),
-                        total_ms = format!("{:.1}", t.total_ms),
-                        "study predicted"
-                    );
-                    Ok(None)
+                match publisher.submit_prediction(p, ingest.last_arrival(&uid)) {
+                    Ok(_) => {
+                        if let (Some(pacs), Ok(w)) = (self.pacs, &written) {
+                            let items: Vec<Queued> = [&w.sr, &w.sc, &w.kos]
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|path| match Outgoing::of(path) {
+                                    Ok(o) => Some(Queued::new(
+                                        o.path,
+                                        o.sop_class,
+                                        o.sop_instance,
+                                        uid.clone(),
+                                        now,
+                                    )),
+                                    Err(e) => {
+                                        event(format!("results: not queued for PACS: {e}"));
+                                        None
+                                    }
+                                })
+                                .collect();
+                            pacs.enqueue(&items)?;
+                        }
+                        ingest.set_state(&uid, StudyState::Processed, now)?;
+                        self.forget_received(ingest, &uid);
+                        summary.predicted += 1;
+                        let t = &p.timings;
+                        tracing::info!(
+                            study = %uid,
+                            top = %p.top_class,
+                            preprocess_ms = format!("{:.1}", t.preprocess_ms),
+                            inference_ms = format!("{:.1}", t.inference_ms),
+                            explain_ms = format!("{:.1}", t.explain_ms),
+                            total_ms = format!("{:.1}", t.total_ms),
+                            "study predicted"
+                        );
+                        Ok(None)
+                    }
+                    Err(OutboxError::Full { .. }) => Ok(Some(uid)),
+                    Err(e) => Err(e.into()),
                 }
-                Err(OutboxError::Full { .. }) => Ok(Some(uid)),
-                Err(e) => Err(e.into()),
+            }
+            Err(e) => {
+                let reason = Chain(&e).to_string();
+                tracing::error!(study = %uid, error = %reason, "study failed");
+                ingest.set_state(&uid, StudyState::Failed, now)?;
+                summary.failed += 1;
+                event(reason);
+                Ok(None)
             }
         }
-        Err(e) => {
-            let reason = Chain(&e).to_string();
-            tracing::error!(study = %uid, error = %reason, "study failed");
-            ingest.set_state(&uid, StudyState::Failed, now)?;
-            summary.failed += 1;
-            event(reason);
-            Ok(None)
+    }
+
+    /// Deletes the received instances of a processed study.
+    fn forget_received(&self, ingest: &Ingest, uid: &str) {
+        let Some(entry) = ingest.catalog().studies.get(uid) else {
+            return;
+        };
+        for file in entry.series.values().flat_map(|s| s.files()) {
+            if file.starts_with(self.received_dir) {
+                if let Err(e) = std::fs::remove_file(&file) {
+                    tracing::warn!(file = %file.display(), error = %e, "received instance not deleted");
+                }
+            }
         }
     }
 }

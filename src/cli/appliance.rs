@@ -59,6 +59,10 @@ pub struct DemoArgs {
     /// models/model-card.json.
     #[arg(long)]
     card: Option<PathBuf>,
+    /// How the simulated scanner hands studies over: by writing the watched export folder, or by
+    /// sending them with C-STORE to the appliance's DICOM receiver.
+    #[arg(long, value_enum, default_value_t = ismf::demo::Via::Folder)]
+    via: ismf::demo::Via,
 }
 
 #[cfg(feature = "demo")]
@@ -70,6 +74,7 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
         keep: args.keep,
         broker: args.broker,
         card: ismf::model::locate_card(args.card.as_deref())?,
+        via: args.via,
     };
     let rt = runtime()?;
     let shutdown = Shutdown::new();

@@ -184,6 +184,9 @@ pub enum IngestEvent {
 struct Status {
     state: StudyState,
     last_arrival: f64,
+    /// When a DICOM sender last released its association after sending to this study: a hint
+    /// logged with the completeness decision (the timer still decides).
+    released_at: Option<f64>,
 }
 
 /// The ingest engine: durable catalog, quarantine and completeness.
@@ -233,6 +236,7 @@ impl Ingest {
                     let s = ingest.studies.entry(study).or_insert(Status {
                         state: StudyState::Receiving,
                         last_arrival: at,
+                        released_at: None,
                     });
                     s.last_arrival = s.last_arrival.max(at);
                 }
@@ -295,7 +299,13 @@ impl Ingest {
         reason: String,
         now: f64,
     ) -> Result<IngestEvent, IngestError> {
-        let to = self.quarantine.put(&self.config.watch_dir, path, &reason)?;
+        // A file from outside the export folder (the DICOM receiver's) keeps its own name.
+        let root = if path.starts_with(&self.config.watch_dir) {
+            self.config.watch_dir.as_path()
+        } else {
+            path.parent().unwrap_or(path)
+        };
+        let to = self.quarantine.put(root, path, &reason)?;
         tracing::warn!(file = %path.display(), quarantined = %to.display(), %reason, "file quarantined");
         self.reject(path, size, reason.clone(), now)?;
         Ok(IngestEvent::Quarantined {
@@ -383,6 +393,7 @@ impl Ingest {
                 let status = self.studies.entry(study.clone()).or_insert(Status {
                     state: StudyState::Receiving,
                     last_arrival: now,
+                    released_at: None,
                 });
                 status.last_arrival = now;
                 match status.state {
@@ -412,6 +423,40 @@ impl Ingest {
                     }
                 }
             }
+        }
+    }
+
+    /// Takes an instance the DICOM receiver stored. It is complete by construction (fsync'd and
+    /// renamed), so there is no grace period: a file that does not read is quarantined at once,
+    /// and so is one whose data set is not an image (it came under an image SOP class). A
+    /// duplicate of a catalogued instance is removed (the catalog keeps the first).
+    pub fn offer_received(
+        &mut self,
+        path: &Path,
+        now: f64,
+    ) -> Result<Vec<IngestEvent>, IngestError> {
+        let mut out = Vec::new();
+        for event in self.offer(path, now)? {
+            match event {
+                IngestEvent::Deferred { path, reason } | IngestEvent::Skipped { path, reason } => {
+                    self.deferred.remove(&path);
+                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    out.push(self.quarantine_file(&path, size, reason, now)?);
+                }
+                IngestEvent::Duplicate { path, first } if path != first => {
+                    let _ = std::fs::remove_file(&path);
+                    out.push(IngestEvent::Duplicate { path, first });
+                }
+                other => out.push(other),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a DICOM sender released its association after sending to `study`.
+    pub fn note_released(&mut self, study: &str, now: f64) {
+        if let Some(s) = self.studies.get_mut(study) {
+            s.released_at = Some(now);
         }
     }
 
@@ -485,6 +530,14 @@ impl Ingest {
             else {
                 continue;
             };
+            if let Some(released) = self.studies.get(&study).and_then(|s| s.released_at) {
+                tracing::info!(
+                    study = %study,
+                    state = ?state,
+                    after_release_s = format!("{:.1}", now - released),
+                    "study decided after its sender released the association"
+                );
+            }
             self.set_state(&study, state, now)?;
             match state {
                 StudyState::Complete => events.extend(self.complete_event(&study, &report)),

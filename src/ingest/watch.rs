@@ -193,8 +193,12 @@ impl State {
     }
 }
 
-/// Starts watching; ready paths are sent on `ready` (blocking when it is full).
-pub fn spawn(config: WatchConfig, ready: SyncSender<PathBuf>) -> Result<Watcher, IngestError> {
+/// Starts watching; ready paths are sent on `ready` (blocking when it is full), as whatever the
+/// consumer's queue carries (the daemon's queue also carries the DICOM receiver's arrivals).
+pub fn spawn<T>(config: WatchConfig, ready: SyncSender<T>) -> Result<Watcher, IngestError>
+where
+    T: From<PathBuf> + Send + 'static,
+{
     let canonical_root = std::fs::canonicalize(&config.root).map_err(|source| IngestError::Io {
         path: config.root.clone(),
         source,
@@ -268,16 +272,17 @@ pub fn spawn(config: WatchConfig, ready: SyncSender<PathBuf>) -> Result<Watcher,
                     state.rescan();
                     last_rescan = Instant::now();
                 }
-                for mut path in state.ready() {
+                for path in state.ready() {
                     // Bounded hand-over: wait while the consumer is busy, but stay stoppable.
+                    let mut item = T::from(path);
                     loop {
-                        match ready.try_send(path) {
+                        match ready.try_send(item) {
                             Ok(()) => break,
                             Err(TrySendError::Full(p)) => {
                                 if stop_flag.load(Ordering::SeqCst) {
                                     return;
                                 }
-                                path = p;
+                                item = p;
                                 std::thread::sleep(Duration::from_millis(20));
                             }
                             Err(TrySendError::Disconnected(_)) => return,

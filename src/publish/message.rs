@@ -180,6 +180,10 @@ pub enum EventKind {
     OutboxFull,
     /// A study could not be classified, or another failure worth a reader's attention.
     Error,
+    /// The DICOM receiver refused an association (unknown calling AE, too many at once).
+    AssociationRejected,
+    /// A DICOM result could not be stored in PACS after `pacs.max_attempts` (sending goes on).
+    PacsSendFailed,
 }
 
 /// Something the reading room should know that is not a prediction.

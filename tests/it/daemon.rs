@@ -3,6 +3,8 @@
 
 use crate::common;
 use crate::common::broker::{appliance_config, appliance_config_with, of_kind, subscriber, Broker};
+use crate::common::pacs::Orthanc;
+use crate::common::sigterm;
 use crate::common::{
     assert_valid, dicom_files, ismf, model_card, run_sim, schema, series_with_role, sim,
 };
@@ -34,21 +36,6 @@ fn export(from: &Path, to: &Path, skip: impl Fn(&Path) -> bool) {
         std::fs::create_dir_all(dest.parent().expect("parent")).expect("dir");
         std::fs::copy(&f, &dest).expect("copy");
     }
-}
-
-fn sigterm(child: &mut Child) -> Option<i32> {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    None
 }
 
 #[test]
@@ -186,16 +173,26 @@ fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on
 }
 
 #[test]
-fn kill_9_and_a_broker_restart_lose_no_study() {
+fn kill_9_a_broker_restart_and_a_pacs_outage_lose_no_study_and_no_result() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(&dir.path().join("broker"));
+    // Orthanc is the PACS (the results go there by C-STORE) and a sender: it pushes the first
+    // study to the appliance's receiver.
+    let scp_port = crate::common::broker::free_port();
+    let mut pacs = Orthanc::start(&dir.path().join("pacs"), &[("ismf", "ISMF", scp_port)]);
     // With results: SR, SC, KOS and PNG per study, the PNG published on …/key-images.
     let results = dir.path().join("results");
     let config = appliance_config_with(
         dir.path(),
         &broker.url(),
         "",
-        &format!("explain = true\ndir = \"{}\"", results.display()),
+        &format!(
+            "explain = true\ndir = \"{}\"\n{}\n[pacs]\nhost = \"127.0.0.1\"\nport = {}\ncalled_ae = \"{}\"\nmax_backoff_seconds = 2\n",
+            results.display(),
+            crate::dicom::dicom_section(scp_port, &["ORTHANC@127.0.0.1"]),
+            pacs.dicom_port,
+            crate::common::pacs::AE
+        ),
     );
     let sub = subscriber(
         &broker,
@@ -235,24 +232,71 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
             .count()
     };
 
-    let mut first = daemon(&config);
-    export_study(0);
+    let mut first = crate::common::Reaper(daemon(&config));
+    // Study 0 by DICOM: stored in Orthanc, then pushed by Orthanc to the appliance.
+    for f in dicom_files(&staging)
+        .iter()
+        .filter(|f| study_of(f) == Some(0))
+    {
+        pacs.post("/instances", &std::fs::read(f).expect("file"));
+    }
+    let study0 = pacs.post("/tools/lookup", uids[0].as_bytes())[0]["ID"]
+        .as_str()
+        .expect("study in Orthanc")
+        .to_string();
+    crate::dicom::wait_listening(scp_port, Path::new("/dev/null"));
+    let pushed = pacs.post(
+        "/modalities/ismf/store",
+        format!(r#"{{"Resources":["{study0}"],"Synchronous":true}}"#).as_bytes(),
+    );
+    assert_eq!(pushed["FailedInstancesCount"], 0, "{pushed}");
     export_study(1);
     assert!(
         sub.wait_for(WAIT, |m| predicted(m) >= 1),
         "no first prediction"
     );
+    // The PACS files the results into the original study: beside its MR series, SR, SC, KOS.
+    let results_in = |pacs: &Orthanc, uid: &str| {
+        let m = pacs.series_modalities(uid);
+        ["SR", "OT", "KO"].iter().all(|k| m.iter().any(|x| x == k))
+    };
+    let deadline = Instant::now() + WAIT;
+    while !results_in(&pacs, &uids[0]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let modalities = pacs.series_modalities(&uids[0]);
+    let count = |k: &str| modalities.iter().filter(|m| *m == k).count();
+    assert!(
+        count("MR") >= 4 && count("SR") == 1 && count("OT") == 1 && count("KO") == 1,
+        "{modalities:?}\n{}",
+        pacs.log()
+    );
     broker.restart();
+    // PACS down while studies 2 and 3 arrive; the appliance is killed before it comes back.
+    pacs.stop();
     export_study(2);
     export_study(3);
     // Studies 2 and 3 are catalogued but not yet complete (stable_seconds = 2 s): kill -9 now.
     std::thread::sleep(Duration::from_millis(1000));
-    first.kill().expect("kill -9");
-    let _ = first.wait();
+    first.0.kill().expect("kill -9");
+    let _ = first.0.wait();
     let before = predicted(&sub.messages());
     assert!(before < uids.len(), "the kill must come mid-stream");
-    let mut second = daemon(&config);
+    let mut second = crate::common::Reaper(daemon(&config));
     let all = sub.wait_for(WAIT, |m| predicted(m) == uids.len());
+    pacs.restart();
+    // Every result reaches the PACS once it is back (duplicates allowed, losses not).
+    let deadline = Instant::now() + WAIT;
+    while !uids.iter().all(|u| results_in(&pacs, u)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for uid in &uids {
+        assert!(
+            results_in(&pacs, uid),
+            "results of {uid} missing in PACS: {:?}",
+            pacs.series_modalities(uid)
+        );
+    }
     let messages = sub.messages();
     let deliveries = of_kind(&messages, "prediction").len();
     eprintln!(
@@ -262,7 +306,7 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
         deliveries.saturating_sub(uids.len())
     );
     assert!(all, "missing predictions; subscriber saw: {messages:#?}");
-    assert_eq!(sigterm(&mut second), Some(0));
+    assert_eq!(sigterm(&mut second.0), Some(0));
 
     // Every study's results were written, once each (the file names are the study's), and a
     // fresh `ismf classify` of the same study derives the same instance UIDs: a re-run after
@@ -309,11 +353,20 @@ fn kill_9_and_a_broker_restart_lose_no_study() {
 
 #[test]
 #[cfg(feature = "demo")]
-fn demo_runs_with_nothing_set_up() {
+fn demo_by_dicom_runs_with_nothing_set_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keep = dir.path().join("demo");
     let out = ismf()
-        .args(["demo", "--studies", "2", "--speed", "20", "--keep"])
+        .args([
+            "demo",
+            "--studies",
+            "2",
+            "--speed",
+            "20",
+            "--via",
+            "dicom",
+            "--keep",
+        ])
         .arg(&keep)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -327,10 +380,15 @@ fn demo_runs_with_nothing_set_up() {
     assert!(stdout.contains("2 of 2 studies predicted"), "{stdout}");
     assert!(stdout.contains("NOT FOR DIAGNOSTIC USE"), "{stdout}");
     assert_eq!(stdout.matches("truth ").count(), 2, "{stdout}");
-    // The kept folders hold the scanner export, the journal and outbox, and the truth.
+    // By DICOM: the simulated scanner wrote its own folder and sent each file by C-STORE; the
+    // watched export folder stayed empty and the received instances were deleted once
+    // processed. The kept folders hold the journal, outbox and truth.
+    assert!(stdout.contains("C-STORE as SIMSCANNER"), "{stdout}");
     assert!(keep.join("truth.jsonl").is_file());
     assert!(keep.join("state/outbox.redb").is_file());
-    assert!(!dicom_files(&keep.join("scanner-export")).is_empty());
+    assert!(!dicom_files(&keep.join("scanner")).is_empty());
+    assert!(dicom_files(&keep.join("scanner-export")).is_empty());
+    assert!(dicom_files(&keep.join("state/received")).is_empty());
 }
 
 #[test]

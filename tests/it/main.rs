@@ -8,6 +8,7 @@ mod common;
 mod classify;
 mod daemon;
 mod dataset;
+mod dicom;
 mod export_onnx;
 mod ingest;
 mod malformed;

@@ -241,7 +241,7 @@ fn watch_until(
     limit: Duration,
     during: impl FnOnce() + Send,
 ) -> Vec<IngestEvent> {
-    let (tx, rx) = mpsc::sync_channel(16);
+    let (tx, rx) = mpsc::sync_channel::<PathBuf>(16);
     let watcher = watch::spawn(wcfg, tx).expect("watch");
     let (mut ingest, _) = Ingest::open(cfg.clone()).expect("open");
     let start = Instant::now();

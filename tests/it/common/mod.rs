@@ -2,6 +2,7 @@
 //! external tools the tests check against.
 
 pub mod broker;
+pub mod pacs;
 
 use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
 use std::ffi::OsStr;
@@ -259,4 +260,31 @@ pub fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &ser
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{what} invalid: {errors:?}\n{message}");
+}
+
+/// SIGTERM, then the exit code within 10 s (killed and `None` otherwise).
+pub fn sigterm(child: &mut std::process::Child) -> Option<i32> {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// A child process killed when the test ends, also when it fails (a failed assertion must not
+/// leave a daemon running).
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
