@@ -25,6 +25,7 @@ use crate::publish::message::{ModelInfo, PhiPolicy};
 use crate::publish::mqtt::{PublisherSettings, Topics};
 pub use crate::publish::url::BrokerUrl;
 use crate::series::Rules;
+use crate::tls::TlsError;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,13 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("mqtt", "client_key_file"),
     ("results", "dir"),
     ("dicom", "listen"),
+    ("dicom", "tls_cert_file"),
+    ("dicom", "tls_key_file"),
+    ("dicom", "tls_ca_file"),
     ("pacs", "host"),
+    ("pacs", "tls_ca_file"),
+    ("pacs", "tls_cert_file"),
+    ("pacs", "tls_key_file"),
 ];
 
 /// The sections `ISMF_<SECTION>_<KEY>` variables may override.
@@ -100,6 +107,12 @@ struct RawDicom {
     read_timeout_seconds: u64,
     write_timeout_seconds: u64,
     min_free_mb: u64,
+    #[serde(default)]
+    tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -113,6 +126,12 @@ struct RawPacs {
     timeout_seconds: u64,
     max_attempts: u32,
     max_backoff_seconds: u64,
+    #[serde(default)]
+    tls_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -200,6 +219,9 @@ pub struct DicomSection {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub min_free_bytes: u64,
+    /// DICOM TLS on the listener: certificate and key, and the CA client certificates must be
+    /// signed by (mutual TLS) when set.
+    pub tls: Option<(PathBuf, PathBuf, Option<PathBuf>)>,
 }
 
 /// Where results are filed (`[pacs]`); sending runs only when `host` is set.
@@ -208,6 +230,9 @@ pub struct PacsSection {
     pub peer: Option<Peer>,
     pub max_attempts: u32,
     pub max_backoff: Duration,
+    /// DICOM TLS to PACS: the CA its certificate must be signed by, and this appliance's
+    /// certificate and key when PACS asks for one.
+    pub tls: Option<(PathBuf, Option<(PathBuf, PathBuf)>)>,
 }
 
 /// What the appliance makes for the radiologist besides the prediction message.
@@ -484,6 +509,12 @@ impl Config {
                 read_timeout: Duration::from_secs(d.read_timeout_seconds),
                 write_timeout: Duration::from_secs(d.write_timeout_seconds),
                 min_free_bytes: d.min_free_mb * 1_000_000,
+                tls: match (d.tls_cert_file, d.tls_key_file) {
+                    (Some(c), Some(k)) => {
+                        Some((resolve(c), resolve(k), d.tls_ca_file.map(resolve)))
+                    }
+                    _ => None,
+                },
             },
             pacs: PacsSection {
                 peer: p.host.map(|host| Peer {
@@ -493,9 +524,18 @@ impl Config {
                     calling_ae: p.calling_ae,
                     timeout: Duration::from_secs(p.timeout_seconds),
                     max_pdu: 65536,
+                    tls: None,
                 }),
                 max_attempts: p.max_attempts,
                 max_backoff: Duration::from_secs(p.max_backoff_seconds),
+                tls: p.tls_ca_file.map(|ca| {
+                    (
+                        resolve(ca),
+                        p.tls_cert_file
+                            .map(resolve)
+                            .zip(p.tls_key_file.map(resolve)),
+                    )
+                }),
             },
             mqtt: MqttConfig {
                 url,
@@ -546,11 +586,22 @@ impl Config {
     }
 
     /// Where the MQTT outbox lives.
-    /// The DICOM receiver's settings, when `[dicom] listen` is set.
-    pub fn receiver(&self) -> Option<ScpSettings> {
+    /// The DICOM receiver's settings, when `[dicom] listen` is set (its TLS files read here).
+    pub fn receiver(&self) -> Result<Option<ScpSettings>, TlsError> {
         let d = &self.dicom;
-        Some(ScpSettings {
-            listen: d.listen?,
+        let Some(listen) = d.listen else {
+            return Ok(None);
+        };
+        let tls = match &d.tls {
+            Some((cert, key, ca)) => Some(std::sync::Arc::new(crate::tls::server_config(
+                cert,
+                key,
+                ca.as_deref(),
+            )?)),
+            None => None,
+        };
+        Ok(Some(ScpSettings {
+            listen,
             ae_title: d.ae_title.clone(),
             allowed_callers: d.allowed_callers.clone(),
             accept_any: d.accept_any,
@@ -559,16 +610,24 @@ impl Config {
             read_timeout: d.read_timeout,
             write_timeout: d.write_timeout,
             verdict_timeout: d.read_timeout,
-        })
+            tls,
+        }))
     }
 
-    /// The PACS sender's settings, when `[pacs] host` is set.
-    pub fn pacs_sender(&self) -> Option<SenderSettings> {
-        Some(SenderSettings {
-            peer: self.pacs.peer.clone()?,
+    /// The PACS sender's settings, when `[pacs] host` is set (its TLS files read here).
+    pub fn pacs_sender(&self) -> Result<Option<SenderSettings>, TlsError> {
+        let Some(mut peer) = self.pacs.peer.clone() else {
+            return Ok(None);
+        };
+        if let Some((ca, client)) = &self.pacs.tls {
+            let client = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            peer.tls = Some(std::sync::Arc::new(crate::tls::client_config(ca, client)?));
+        }
+        Ok(Some(SenderSettings {
+            peer,
             max_attempts: self.pacs.max_attempts,
             max_backoff: self.pacs.max_backoff.as_secs_f64(),
-        })
+        }))
     }
 
     pub fn pacs_queue_path(&self) -> PathBuf {
@@ -768,7 +827,33 @@ impl RawConfig {
                 p.push(format!("{what} must be at least 1"));
             }
         }
+        if d.tls_cert_file.is_some() != d.tls_key_file.is_some() {
+            p.push("dicom.tls_cert_file and dicom.tls_key_file must be set together".into());
+        }
+        if d.tls_ca_file.is_some() && d.tls_cert_file.is_none() {
+            p.push("dicom.tls_ca_file (client certificates) needs dicom.tls_cert_file and tls_key_file".into());
+        }
         let pacs = &self.pacs;
+        if pacs.tls_cert_file.is_some() != pacs.tls_key_file.is_some() {
+            p.push("pacs.tls_cert_file and pacs.tls_key_file must be set together".into());
+        }
+        if pacs.tls_cert_file.is_some() && pacs.tls_ca_file.is_none() {
+            p.push("pacs.tls_cert_file is set but pacs.tls_ca_file (TLS to PACS) is not".into());
+        }
+        for (what, file) in [
+            ("dicom.tls_cert_file", &d.tls_cert_file),
+            ("dicom.tls_key_file", &d.tls_key_file),
+            ("dicom.tls_ca_file", &d.tls_ca_file),
+            ("pacs.tls_ca_file", &pacs.tls_ca_file),
+            ("pacs.tls_cert_file", &pacs.tls_cert_file),
+            ("pacs.tls_key_file", &pacs.tls_key_file),
+        ] {
+            if let Some(f) = file {
+                if !f.is_file() {
+                    p.push(format!("{what}: {} does not exist", f.display()));
+                }
+            }
+        }
         if pacs.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
             p.push("pacs.host is empty (comment it out to keep results on disk only)".into());
         }
@@ -986,16 +1071,19 @@ mod tests {
             ],
         )
         .expect("overridden");
-        let r = c.receiver().expect("receiver on");
+        let r = c.receiver().expect("tls").expect("receiver on");
         assert_eq!(r.allowed_callers.len(), 2);
         assert_eq!(
             r.allowed_callers[0].host,
             Some("10.0.0.5".parse().expect("ip"))
         );
-        assert_eq!(c.pacs_sender().expect("pacs on").peer.host, "pacs.local");
+        assert_eq!(
+            c.pacs_sender().expect("tls").expect("pacs on").peer.host,
+            "pacs.local"
+        );
         let off = Config::from_toml(DEFAULT_TOML, "default").expect("default");
         assert!(
-            off.receiver().is_none() && off.pacs_sender().is_none(),
+            off.receiver().expect("tls").is_none() && off.pacs_sender().expect("tls").is_none(),
             "both off by default"
         );
         let bad = with(|t| {

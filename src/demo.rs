@@ -312,6 +312,7 @@ pub fn run(
                 calling_ae: SCANNER_AE.into(),
                 timeout: Duration::from_secs(30),
                 max_pdu: 65536,
+                tls: None,
             },
             rt,
             shutdown,

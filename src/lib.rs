@@ -36,6 +36,7 @@
 //! | `demo` | `ismf demo` (feature `demo`): embedded broker + realtime simulator + appliance + subscriber |
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
+//! | [`tls`] | TLS from PEM files (rustls, ring), the same for MQTT and DICOM |
 //! | [`logging`] | tracing set-up, [`logging::Chain`] for errors with their causes |
 //!
 //! The core is synchronous: decoding, preprocessing and inference are plain functions over owned
@@ -66,6 +67,7 @@ pub mod publish;
 pub mod results;
 pub mod series;
 pub mod simulate;
+pub mod tls;
 
 // tract finds its CUDA runtime through a link-time registry: the crate must be linked in even
 // though nothing calls it by name.

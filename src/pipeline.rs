@@ -63,6 +63,8 @@ pub enum PipelineError {
     Landing(#[from] LandingError),
     #[error(transparent)]
     PacsQueue(#[from] QueueError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Asks the daemon to stop: set from the binary's signal handler (SIGTERM, SIGINT), a test, or
@@ -142,7 +144,7 @@ pub fn run(
 
     let (mut ingest, owed) = Ingest::open(config.ingest_engine())?;
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Arrival>(READY_QUEUE);
-    let pacs = match config.pacs_sender() {
+    let pacs = match config.pacs_sender()? {
         Some(settings) => Some(PacsSender::start(
             settings,
             PacsQueue::open(&config.pacs_queue_path())?,
@@ -152,7 +154,7 @@ pub fn run(
         None => None,
     };
     let received_dir = config.ingest.state_dir.join("received");
-    let receiver = match config.receiver() {
+    let receiver = match config.receiver()? {
         Some(settings) => {
             let landing = Landing::open(&config.ingest.state_dir, config.dicom.min_free_bytes)?;
             Some(scp::start(settings, landing, ready_tx.clone(), rt)?)

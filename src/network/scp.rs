@@ -17,7 +17,9 @@
 use super::dimse::{self, status, Command};
 use super::intake::{Arrival, Verdict};
 use super::landing::{Landing, LandingError, Part};
+use super::scu::Stream;
 use crate::publish::message::EventKind;
+use crate::tls::rustls;
 use dicom_ul::association::server::{AccessControl, AsyncServerAssociation};
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
@@ -105,6 +107,9 @@ pub struct ScpSettings {
     pub write_timeout: Duration,
     /// How long a C-STORE waits for the core's verdict before answering `Out of resources`.
     pub verdict_timeout: Duration,
+    /// DICOM TLS: the listener speaks only TLS (with client certificates when the configuration
+    /// names a client CA).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The allow-list check for one connection (it knows the peer's address, which dicom-ul's
@@ -227,7 +232,7 @@ pub fn start(
     };
     let stop = Arc::new(Notify::new());
     let stop_rx = stop.clone();
-    tracing::info!(listen = %local_addr, ae_title = %settings.ae_title, max_associations = settings.max_associations, "DICOM receiver listening");
+    tracing::info!(listen = %local_addr, ae_title = %settings.ae_title, max_associations = settings.max_associations, tls = settings.tls.is_some(), "DICOM receiver listening");
     let shared = Arc::new(Shared {
         settings,
         landing,
@@ -333,21 +338,37 @@ async fn association(socket: tokio::net::TcpStream, peer: SocketAddr, shared: &S
     for (ts, _) in crate::pixels::SUPPORTED {
         options = options.with_transfer_syntax(ts);
     }
-    let mut assoc = match options.establish_async(socket).await {
-        Ok(a) => a,
-        Err(e) => {
-            let refused = refused.lock().ok().and_then(|mut r| r.take());
-            let reason = match &refused {
-                Some(why) => format!("association from {peer} refused: {why}"),
-                None => format!("association from {peer} failed: {e}"),
-            };
-            tracing::warn!("{reason}");
-            if refused.is_some() {
-                shared.notice(EventKind::AssociationRejected, reason);
+    // The handshake and the association request are bounded by the read timeout: a caller that
+    // connects and says nothing must not hold one of the `max_associations` places.
+    let no_request = || "no association request within dicom.read_timeout_seconds".to_string();
+    let failure = match &s.tls {
+        Some(tls) => {
+            let options = options.tls_config(tls.clone());
+            match tokio::time::timeout(s.read_timeout, options.establish_tls_async(socket)).await {
+                Ok(Ok(assoc)) => return serve(assoc, peer, shared).await,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => no_request(),
             }
-            return;
         }
+        None => match tokio::time::timeout(s.read_timeout, options.establish_async(socket)).await {
+            Ok(Ok(assoc)) => return serve(assoc, peer, shared).await,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => no_request(),
+        },
     };
+    let refused = refused.lock().ok().and_then(|mut r| r.take());
+    let reason = match &refused {
+        Some(why) => format!("association from {peer} refused: {why}"),
+        None => format!("association from {peer} failed: {failure}"),
+    };
+    tracing::warn!("{reason}");
+    if refused.is_some() {
+        shared.notice(EventKind::AssociationRejected, reason);
+    }
+}
+
+/// Serves an accepted association until the caller releases or aborts it.
+async fn serve<S: Stream>(mut assoc: AsyncServerAssociation<S>, peer: SocketAddr, shared: &Shared) {
     let caller = dicom_ul::association::Association::peer_ae_title(&assoc)
         .trim()
         .to_string();
@@ -606,8 +627,8 @@ async fn conclude(
 }
 
 /// Sends a response command; false when the association broke.
-async fn respond(
-    assoc: &mut AsyncServerAssociation<tokio::net::TcpStream>,
+async fn respond<S: Stream>(
+    assoc: &mut AsyncServerAssociation<S>,
     context: u8,
     rq: &Command,
     code: u16,

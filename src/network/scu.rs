@@ -8,13 +8,20 @@
 //! transcoding here).
 
 use super::dimse::{self, Command};
+use crate::tls::rustls;
 use dicom_object::OpenFileOptions;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use dicom_ul::association::client::AsyncClientAssociation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
 use dicom_ul::{ClientAssociationOptions, Pdu};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// A stream an association runs on (TCP, or TLS over TCP).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScuError {
@@ -33,7 +40,7 @@ pub enum ScuError {
 }
 
 /// Where to send, and as whom.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Peer {
     pub host: String,
     pub port: u16,
@@ -41,6 +48,8 @@ pub struct Peer {
     pub calling_ae: String,
     pub timeout: Duration,
     pub max_pdu: u32,
+    /// DICOM TLS: the peer's certificate is checked against these roots and must name `host`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Display for Peer {
@@ -143,13 +152,35 @@ pub async fn store(peer: &Peer, files: &[Outgoing]) -> Result<Vec<Outcome>, ScuE
             .with_presentation_context(class.as_str(), ts.iter().map(String::as_str).collect());
     }
     let address = format!("{}:{}", peer.host, peer.port);
-    let mut assoc = options
-        .establish_async(address.as_str())
-        .await
-        .map_err(|source| ScuError::Associate {
-            peer: peer.to_string(),
-            source,
-        })?;
+    let associate = |source| ScuError::Associate {
+        peer: peer.to_string(),
+        source,
+    };
+    match &peer.tls {
+        Some(tls) => {
+            let assoc = options
+                .tls_config(tls.clone())
+                .server_name(&peer.host)
+                .establish_tls_async(address.as_str())
+                .await
+                .map_err(associate)?;
+            transfer(peer, assoc, files).await
+        }
+        None => {
+            let assoc = options
+                .establish_async(address.as_str())
+                .await
+                .map_err(associate)?;
+            transfer(peer, assoc, files).await
+        }
+    }
+}
+
+async fn transfer<S: Stream>(
+    peer: &Peer,
+    mut assoc: AsyncClientAssociation<S>,
+    files: &[Outgoing],
+) -> Result<Vec<Outcome>, ScuError> {
     let accepted: Vec<(u8, String, String)> = assoc
         .presentation_contexts()
         .iter()
@@ -226,18 +257,44 @@ pub async fn store(peer: &Peer, files: &[Outgoing]) -> Result<Vec<Outcome>, ScuE
 
 /// Verification: associates, sends C-ECHO and returns its status.
 pub async fn echo(peer: &Peer) -> Result<u16, ScuError> {
-    let mut assoc = ClientAssociationOptions::new()
+    let options = ClientAssociationOptions::new()
         .calling_ae_title(peer.calling_ae.as_str())
         .called_ae_title(peer.called_ae.as_str())
         .with_abstract_syntax(dimse::VERIFICATION)
         .read_timeout(peer.timeout)
-        .connection_timeout(peer.timeout)
-        .establish_async(format!("{}:{}", peer.host, peer.port).as_str())
-        .await
-        .map_err(|source| ScuError::Associate {
-            peer: peer.to_string(),
-            source,
-        })?;
+        .connection_timeout(peer.timeout);
+    let address = format!("{}:{}", peer.host, peer.port);
+    let associate = |source| ScuError::Associate {
+        peer: peer.to_string(),
+        source,
+    };
+    match &peer.tls {
+        Some(tls) => {
+            let assoc = options
+                .tls_config(tls.clone())
+                .server_name(&peer.host)
+                .establish_tls_async(address.as_str())
+                .await
+                .map_err(associate)?;
+            verify(peer, assoc).await
+        }
+        None => {
+            verify(
+                peer,
+                options
+                    .establish_async(address.as_str())
+                    .await
+                    .map_err(associate)?,
+            )
+            .await
+        }
+    }
+}
+
+async fn verify<S: Stream>(
+    peer: &Peer,
+    mut assoc: AsyncClientAssociation<S>,
+) -> Result<u16, ScuError> {
     let broke = |source: Box<dyn std::error::Error + Send + Sync>| ScuError::Transfer {
         peer: peer.to_string(),
         source,
@@ -264,8 +321,8 @@ pub async fn echo(peer: &Peer) -> Result<u16, ScuError> {
     Ok(response.status.unwrap_or(dimse::status::CANNOT_UNDERSTAND))
 }
 
-async fn read_response(
-    assoc: &mut dicom_ul::association::client::AsyncClientAssociation<tokio::net::TcpStream>,
+async fn read_response<S: Stream>(
+    assoc: &mut AsyncClientAssociation<S>,
 ) -> Result<Command, Box<dyn std::error::Error + Send + Sync>> {
     let mut bytes = Vec::new();
     loop {

@@ -127,51 +127,10 @@ pub fn tls_config(
     ca_file: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<rustls::ClientConfig, MqttError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |what: &'static str, path: &Path, reason: String| MqttError::File {
-        what,
-        path: path.to_path_buf(),
-        reason,
-    };
-    let pem_certs =
-        |what: &'static str, path: &Path| -> Result<Vec<CertificateDer<'static>>, MqttError> {
-            let bytes = read_file(what, path)?;
-            let certs = CertificateDer::pem_slice_iter(&bytes)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(what, path, format!("not PEM certificates: {e}")))?;
-            if certs.is_empty() {
-                return Err(bad(what, path, "holds no PEM certificate".into()));
-            }
-            Ok(certs)
-        };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in pem_certs("CA file", ca_file)? {
-        roots
-            .add(cert)
-            .map_err(|e| bad("CA file", ca_file, format!("unusable certificate: {e}")))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| MqttError::Config(format!("TLS: {e}")))?
-        .with_root_certificates(roots);
-    match client {
-        None => Ok(builder.with_no_client_auth()),
-        Some((cert, key)) => {
-            let chain = pem_certs("client certificate", cert)?;
-            let key_bytes = read_file("client key", key)?;
-            let key_der = PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|e| bad("client key", key, format!("no PEM private key: {e}")))?;
-            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                bad(
-                    "client key",
-                    key,
-                    format!("does not fit the certificate: {e}"),
-                )
-            })
-        }
-    }
+    crate::tls::client_config(ca_file, client).map_err(|e| match e {
+        crate::tls::TlsError::File { what, path, reason } => MqttError::File { what, path, reason },
+        crate::tls::TlsError::Config(m) => MqttError::Config(format!("TLS: {m}")),
+    })
 }
 
 /// Connection options shared by the publisher and the subscriber.

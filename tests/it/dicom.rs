@@ -339,3 +339,78 @@ fn dcmtk_sends_plain_jpeg_ls_and_rle_studies_and_the_receiver_refuses_what_it_mu
         0
     );
 }
+
+#[test]
+fn dicom_tls_with_client_certificates_for_dcmtk_and_for_the_appliances_own_sender() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::common::broker::Certs::make(&dir.path().join("certs"));
+    let port = free_port();
+    // No broker: the receiver does not need one (predictions would wait in the outbox).
+    let config = appliance_config(dir.path(), &format!("mqtt://127.0.0.1:{}", free_port()), "");
+    append(
+        &config,
+        &format!(
+            "{}tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_ca_file = \"{}\"\n",
+            dicom_section(port, &["ECHOSCU", "ISMF"]),
+            certs.server_cert.display(),
+            certs.server_key.display(),
+            certs.ca.display()
+        ),
+    );
+    let log = dir.path().join("daemon.log");
+    let mut daemon = crate::common::Reaper(daemon_logged(&config, &log));
+    wait_listening(port, &log);
+    let echo = |tls: &[&std::ffi::OsStr]| {
+        tool("echoscu")
+            .args(tls)
+            .args([
+                "-aet",
+                "ECHOSCU",
+                "-aec",
+                "ISMF",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .output()
+            .expect("echoscu")
+            .status
+            .success()
+    };
+    let (key, cert, ca) = (
+        certs.client_key.as_os_str(),
+        certs.client_cert.as_os_str(),
+        certs.ca.as_os_str(),
+    );
+    let tls = |k, c| vec!["+tls".as_ref(), k, c, "+cf".as_ref(), ca];
+    assert!(
+        echo(&tls(key, cert)),
+        "dcmtk with a client certificate signed by the CA"
+    );
+    assert!(
+        !echo(&tls(
+            certs.rogue_key.as_os_str(),
+            certs.rogue_cert.as_os_str()
+        )),
+        "a certificate of another CA is refused"
+    );
+    assert!(!echo(&[]), "plain TCP is refused on a TLS listener");
+    // The appliance's own sender (the PACS path) over the same TLS.
+    let client = ismf::tls::client_config(&certs.ca, Some((&certs.client_cert, &certs.client_key)))
+        .expect("client tls");
+    let peer = ismf::network::scu::Peer {
+        host: "127.0.0.1".into(),
+        port,
+        called_ae: "ISMF".into(),
+        calling_ae: "ISMF".into(),
+        timeout: Duration::from_secs(10),
+        max_pdu: 65536,
+        tls: Some(std::sync::Arc::new(client)),
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    assert_eq!(
+        rt.block_on(ismf::network::scu::echo(&peer))
+            .expect("echo over TLS"),
+        status::SUCCESS
+    );
+    assert_eq!(crate::common::sigterm(&mut daemon.0), Some(0));
+}
