@@ -154,9 +154,15 @@ pub fn run(
         None => None,
     };
     let received_dir = config.ingest.state_dir.join("received");
+    let mut events = owed;
     let receiver = match config.receiver()? {
         Some(settings) => {
             let landing = Landing::open(&config.ingest.state_dir, config.dicom.min_free_bytes)?;
+            // Received before a crash but not yet catalogued: catalogued now (known files are
+            // skipped by the engine).
+            for path in landing.stored() {
+                events.extend(ingest.offer_received(&path, now_seconds())?);
+            }
             Some(scp::start(settings, landing, ready_tx.clone(), rt)?)
         }
         None => None,
@@ -200,10 +206,9 @@ pub fn run(
         broker = %config.mqtt.url,
         model = %model_info.name,
         version = %model_info.version,
-        owed = owed.len(),
+        owed = events.len(),
         "appliance running"
     );
-    let mut events = owed;
     let mut last_tick = Instant::now();
     loop {
         for event in events.drain(..) {

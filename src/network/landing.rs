@@ -91,6 +91,20 @@ impl Landing {
         &self.dir
     }
 
+    /// The instances already in the received folder (offered again at start: one renamed just
+    /// before a crash may not be catalogued yet).
+    pub fn stored(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
     /// Refuses when the disk holds less than the configured reserve (plus what is coming).
     pub fn check_room(&self, incoming: u64) -> Result<(), LandingError> {
         let free = free_bytes(&self.dir).map_err(io(&self.dir))?;

@@ -586,12 +586,10 @@ async fn conclude(
         Ok(p) => p,
         Err((code, why)) => return (code, Some(why), None),
     };
+    // A re-send keeps the first copy, which is offered again all the same: a crash between its
+    // rename and its catalogue entry must not leave it uncatalogued behind a success.
     let path = match part.finish().await {
-        Ok((path, true)) => path,
-        Ok((path, false)) => {
-            tracing::debug!(file = %path.display(), "instance received again; the first copy is kept");
-            return (status::SUCCESS, None, None);
-        }
+        Ok((path, _)) => path,
         Err(e) => {
             let (code, why) = refusal(&e);
             return (code, Some(why), None);

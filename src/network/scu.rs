@@ -112,6 +112,38 @@ fn data_set(file: &Outgoing, ts: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Establishes an association with `peer` from `options` (over TLS when the peer has a TLS
+/// configuration) and evaluates `$body` with it bound to `$assoc`. A macro and not a function:
+/// the TLS and the plain association are different types, and `$body` is generic over both.
+macro_rules! associated {
+    ($peer:expr, $options:expr, |$assoc:ident| $body:expr) => {{
+        let peer: &Peer = $peer;
+        let address = format!("{}:{}", peer.host, peer.port);
+        let associate = |source| ScuError::Associate {
+            peer: peer.to_string(),
+            source,
+        };
+        match &peer.tls {
+            Some(tls) => {
+                let $assoc = $options
+                    .tls_config(tls.clone())
+                    .server_name(&peer.host)
+                    .establish_tls_async(address.as_str())
+                    .await
+                    .map_err(associate)?;
+                $body.await
+            }
+            None => {
+                let $assoc = $options
+                    .establish_async(address.as_str())
+                    .await
+                    .map_err(associate)?;
+                $body.await
+            }
+        }
+    }};
+}
+
 /// Sends `files` to `peer` in one association and returns one outcome per file, in order. An
 /// error means no association (or it broke): nothing after the break was stored.
 pub async fn store(peer: &Peer, files: &[Outgoing]) -> Result<Vec<Outcome>, ScuError> {
@@ -151,29 +183,7 @@ pub async fn store(peer: &Peer, files: &[Outgoing]) -> Result<Vec<Outcome>, ScuE
         options = options
             .with_presentation_context(class.as_str(), ts.iter().map(String::as_str).collect());
     }
-    let address = format!("{}:{}", peer.host, peer.port);
-    let associate = |source| ScuError::Associate {
-        peer: peer.to_string(),
-        source,
-    };
-    match &peer.tls {
-        Some(tls) => {
-            let assoc = options
-                .tls_config(tls.clone())
-                .server_name(&peer.host)
-                .establish_tls_async(address.as_str())
-                .await
-                .map_err(associate)?;
-            transfer(peer, assoc, files).await
-        }
-        None => {
-            let assoc = options
-                .establish_async(address.as_str())
-                .await
-                .map_err(associate)?;
-            transfer(peer, assoc, files).await
-        }
-    }
+    associated!(peer, options, |assoc| transfer(peer, assoc, files))
 }
 
 async fn transfer<S: Stream>(
@@ -263,32 +273,7 @@ pub async fn echo(peer: &Peer) -> Result<u16, ScuError> {
         .with_abstract_syntax(dimse::VERIFICATION)
         .read_timeout(peer.timeout)
         .connection_timeout(peer.timeout);
-    let address = format!("{}:{}", peer.host, peer.port);
-    let associate = |source| ScuError::Associate {
-        peer: peer.to_string(),
-        source,
-    };
-    match &peer.tls {
-        Some(tls) => {
-            let assoc = options
-                .tls_config(tls.clone())
-                .server_name(&peer.host)
-                .establish_tls_async(address.as_str())
-                .await
-                .map_err(associate)?;
-            verify(peer, assoc).await
-        }
-        None => {
-            verify(
-                peer,
-                options
-                    .establish_async(address.as_str())
-                    .await
-                    .map_err(associate)?,
-            )
-            .await
-        }
-    }
+    associated!(peer, options, |assoc| verify(peer, assoc))
 }
 
 async fn verify<S: Stream>(

@@ -150,15 +150,27 @@ fn dcmtk_sends_plain_jpeg_ls_and_rle_studies_and_the_receiver_refuses_what_it_mu
     );
     let sub = subscriber(&broker, &["--appliance", "test-box"]);
     let staging = dir.path().join("staging");
-    let mut opts = sim(&staging, 3, 41);
+    let mut opts = sim(&staging, 4, 41);
     opts.layout = Layout::SeriesDirs;
     let truth = run_sim(&opts);
     let studies = study_dirs(&staging);
-    assert_eq!(studies.len(), 3);
+    assert_eq!(studies.len(), 4);
     let jls = dir.path().join("jpeg-ls");
     recompress("dcmcjpls", &studies[1], &jls);
     let rle = dir.path().join("rle");
     recompress("dcmcrle", &studies[2], &rle);
+
+    // The fourth study was received before a crash (renamed into `received/`) but never
+    // catalogued: the daemon catalogues it at start, and predicts it without a sender.
+    let received = dir.path().join("state/received");
+    std::fs::create_dir_all(&received).expect("received");
+    for (n, f) in dicom_files(&studies[3]).iter().enumerate() {
+        std::fs::copy(
+            f,
+            received.join(format!("1.2.826.0.1.3680043.10.9.{n}.dcm")),
+        )
+        .expect("copy");
+    }
 
     let log = dir.path().join("daemon.log");
     let mut daemon = crate::common::Reaper(daemon_logged(&config, &log));
@@ -278,7 +290,7 @@ fn dcmtk_sends_plain_jpeg_ls_and_rle_studies_and_the_receiver_refuses_what_it_mu
     assert_eq!(crate::common::sigterm(&mut daemon.0), Some(0));
 
     // Identical to the folder path: `ismf classify` of the original files gives the same ids
-    // and probabilities for all three, JPEG-LS and RLE included (both lossless).
+    // and probabilities for all four, JPEG-LS and RLE included (both lossless).
     let folder: Vec<serde_json::Value> =
         crate::common::stdout_of(ismf().args(["classify", "--json"]).arg(&staging))
             .lines()
@@ -329,7 +341,6 @@ fn dcmtk_sends_plain_jpeg_ls_and_rle_studies_and_the_receiver_refuses_what_it_mu
         !journal.contains(aborted_uid),
         "aborted instance catalogued"
     );
-    let received = dir.path().join("state/received");
     let left: Vec<PathBuf> = dicom_files(&received);
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(
