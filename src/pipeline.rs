@@ -20,7 +20,7 @@ use crate::logging::Chain;
 use crate::model::{Model, ModelError};
 use crate::network::dimse::status;
 use crate::network::intake::{Arrival, Verdict};
-use crate::network::landing::{Landing, LandingError};
+use crate::network::landing::{received_dir, Landing, LandingError};
 use crate::network::queue::{PacsQueue, QueueError, Queued};
 use crate::network::scp::{self, ScpError};
 use crate::network::scu::Outgoing;
@@ -153,14 +153,14 @@ pub fn run(
         )),
         None => None,
     };
-    let received_dir = config.ingest.state_dir.join("received");
+    let received_dir = received_dir(&config.ingest.state_dir);
     let mut events = owed;
     let receiver = match config.receiver()? {
         Some(settings) => {
             let landing = Landing::open(&config.ingest.state_dir, config.dicom.min_free_bytes)?;
             // Received before a crash but not yet catalogued: catalogued now (known files are
             // skipped by the engine).
-            for path in landing.stored() {
+            for path in landing.stored()? {
                 events.extend(ingest.offer_received(&path, now_seconds())?);
             }
             Some(scp::start(settings, landing, ready_tx.clone(), rt)?)

@@ -74,11 +74,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LandingError + '_ {
     }
 }
 
+/// Where received instances live: `<state_dir>/received` (the daemon also needs it with the
+/// receiver off, to tell a received instance from a folder file when a study is finished).
+pub fn received_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("received")
+}
+
 impl Landing {
     /// Creates `<state_dir>/received` and empties its temporary folder (partial files of a
     /// previous run were never acknowledged, so their callers still have them).
     pub fn open(state_dir: &Path, min_free: u64) -> Result<Landing, LandingError> {
-        let dir = state_dir.join("received");
+        let dir = received_dir(state_dir);
         let tmp = dir.join(".tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
@@ -87,22 +93,18 @@ impl Landing {
         Ok(Landing { dir, tmp, min_free })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The instances already in the received folder (offered again at start: one renamed just
     /// before a crash may not be catalogued yet).
-    pub fn stored(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn stored(&self) -> Result<Vec<PathBuf>, LandingError> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let path = entry.map_err(io(&self.dir))?.path();
+            if path.extension().is_some_and(|x| x == "dcm") {
+                files.push(path);
+            }
+        }
         files.sort();
-        files
+        Ok(files)
     }
 
     /// Refuses when the disk holds less than the configured reserve (plus what is coming).
@@ -189,14 +191,14 @@ impl Part {
         let Some(mut f) = self.file.take() else {
             return Err(LandingError::Meta("instance already finished".into()));
         };
+        if tokio::fs::try_exists(&self.target).await.unwrap_or(false) {
+            // A re-send: no need to make this copy durable (Drop removes it).
+            return Ok((self.target.clone(), false));
+        }
         f.flush().await.map_err(io(&self.path))?;
         let file = f.into_inner();
         file.sync_all().await.map_err(io(&self.path))?;
         drop(file);
-        if tokio::fs::try_exists(&self.target).await.unwrap_or(false) {
-            let _ = tokio::fs::remove_file(&self.path).await;
-            return Ok((self.target.clone(), false));
-        }
         tokio::fs::rename(&self.path, &self.target)
             .await
             .map_err(io(&self.target))?;

@@ -589,7 +589,12 @@ async fn conclude(
     // A re-send keeps the first copy, which is offered again all the same: a crash between its
     // rename and its catalogue entry must not leave it uncatalogued behind a success.
     let path = match part.finish().await {
-        Ok((path, _)) => path,
+        Ok((path, fresh)) => {
+            if !fresh {
+                tracing::debug!(file = %path.display(), "instance received again; the first copy is kept");
+            }
+            path
+        }
         Err(e) => {
             let (code, why) = refusal(&e);
             return (code, Some(why), None);
