@@ -33,6 +33,7 @@
 //! | [`bench`] | `ismf bench`: model latency, decode + preprocess timing, header scans, MQTT cost |
 //! | [`simulate`] | the synthetic scanner: spine → lesion → anatomy, MR signal, DICOM writer, export |
 //! | [`dataset`] | `ismf dataset`: training tensors through the serving pipeline |
+//! | `reading_room` | `ismf reading-room` (feature `reading-room`): the web worklist — persistent-session subscriber, schema checks, durable bounded store, axum page, JSON API and live stream |
 //! | `demo` | `ismf demo` (feature `demo`): embedded broker + realtime simulator + appliance + subscriber |
 //! | [`alloc`] | the process allocator: mimalloc with a ceiling on single allocations |
 //! | [`npy`] | streaming NumPy `.npy` writer (decode output, training tensors) |
@@ -41,7 +42,7 @@
 //!
 //! The core is synchronous: decoding, preprocessing and inference are plain functions over owned
 //! data, with rayon for data parallelism. tokio lives at the edges only — the MQTT publisher and
-//! subscriber, the DICOM receiver and PACS sender, on a runtime the caller (the binary) owns and hands in; signals are the binary's.
+//! subscriber, the reading room's web server, the DICOM receiver and PACS sender, on a runtime the caller (the binary) owns and hands in; signals are the binary's.
 
 pub mod alloc;
 pub mod bench;
@@ -64,6 +65,8 @@ pub mod pipeline;
 pub mod pixels;
 pub mod preprocess;
 pub mod publish;
+#[cfg(feature = "reading-room")]
+pub mod reading_room;
 pub mod results;
 pub mod series;
 pub mod simulate;

@@ -7,6 +7,8 @@ mod appliance;
 mod args;
 mod models;
 mod output;
+#[cfg(feature = "reading-room")]
+mod reading_room;
 mod studies;
 
 use args::{LogFormatArg, UsageError};
@@ -100,6 +102,11 @@ enum Command {
     },
     /// Reading-room subscriber: print appliance status, predictions and events as they arrive.
     Subscribe(appliance::SubscribeArgs),
+    /// The reading room's web worklist: subscribe (persistent session), keep predictions,
+    /// key images, appliance status and events in a durable store, and serve a live page and a
+    /// JSON API from it.
+    #[cfg(feature = "reading-room")]
+    ReadingRoom(reading_room::ReadingRoomArgs),
     /// The appliance configuration.
     #[command(subcommand)]
     Config(appliance::ConfigCommand),
@@ -150,6 +157,8 @@ impl Cli {
             Command::Eval(args) => models::eval(args),
             Command::ExportOnnx { card, out } => models::export_onnx(card, out),
             Command::Subscribe(args) => appliance::subscribe(args),
+            #[cfg(feature = "reading-room")]
+            Command::ReadingRoom(args) => reading_room::reading_room(args),
             #[cfg(feature = "demo")]
             Command::Demo(args) => appliance::demo(args),
             Command::Run { config } => appliance::run(config),

@@ -35,6 +35,9 @@ pub struct Received {
     pub retained: bool,
     /// The parsed JSON payload (a string if it is not JSON).
     pub message: serde_json::Value,
+    /// The payload as it came (the reading room validates it and keeps key-image PNGs).
+    #[serde(skip)]
+    pub payload: bytes::Bytes,
 }
 
 fn kind_of(topic: &str) -> &'static str {
@@ -153,6 +156,9 @@ pub async fn run(
             .zip(opts.client_key_file.as_deref()),
         Duration::from_secs(30),
     )?;
+    // A message is acknowledged only once `on_message` has handled it (printed it, or committed
+    // it to the reading room's store): a crash in between gets it delivered again.
+    options.set_manual_acks(true);
     if opts.persistent {
         options.set_clean_start(false);
         options.set_session_expiry_interval(Some(7 * 24 * 3600));
@@ -162,7 +168,8 @@ pub async fn run(
         opts.topic_prefix.trim_end_matches('/'),
         opts.appliance.as_deref().unwrap_or("+")
     );
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    // Room for the acknowledgements of a whole batch of incoming messages between polls.
+    let (client, mut eventloop) = AsyncClient::new(options, 256);
     let mut failures = 0u32;
     loop {
         match eventloop.poll().await {
@@ -205,10 +212,17 @@ pub async fn run(
                     topic,
                     retained: p.retain,
                     message,
+                    payload: p.payload.clone(),
                 };
                 if !on_message(received) {
                     let _ = client.try_disconnect();
                     return Ok(());
+                }
+                if client.try_ack(&p).is_err() {
+                    // The request queue is full: wait for room off this loop, which must go on
+                    // polling for the queue to drain.
+                    let client = client.clone();
+                    tokio::spawn(async move { client.ack(&p).await });
                 }
             }
             Ok(_) => {}
@@ -243,6 +257,7 @@ mod tests {
             kind: "event",
             retained: false,
             message: serde_json::to_value(&event).expect("json"),
+            payload: Default::default(),
         };
         assert_eq!(render_text(&r), "[event] box quarantined_file : not DICOM");
         let r = Received {
@@ -250,6 +265,7 @@ mod tests {
             kind: "prediction",
             retained: false,
             message: serde_json::json!({"x": 1}),
+            payload: Default::default(),
         };
         assert!(render_text(&r).contains("unreadable"));
     }

@@ -16,6 +16,8 @@ mod model;
 mod mqtt;
 mod pixels;
 mod preprocess;
+#[cfg(feature = "reading-room")]
+mod reading_room;
 mod results;
 mod simulate;
 mod watch;

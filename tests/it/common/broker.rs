@@ -183,11 +183,28 @@ impl Broker {
         Broker::start_with_port(dir, None, free_port(), &auth)
     }
 
+    /// A plain broker with more configuration lines (e.g. a bridge).
+    #[cfg_attr(not(feature = "reading-room"), allow(dead_code))]
+    pub fn start_with_extra(dir: &Path, extra: &str) -> Broker {
+        Broker::start_with_port_and(dir, None, free_port(), "allow_anonymous true\n", extra)
+    }
+
     fn start_with(dir: &Path, certs: Option<&Certs>) -> Broker {
         Broker::start_with_port(dir, certs, free_port(), "allow_anonymous true\n")
     }
 
     fn start_with_port(dir: &Path, certs: Option<&Certs>, port: u16, auth: &str) -> Broker {
+        Broker::start_with_port_and(dir, certs, port, auth, "")
+    }
+
+    /// `tail` goes last (a bridge's `connection` section takes the options after it).
+    fn start_with_port_and(
+        dir: &Path,
+        certs: Option<&Certs>,
+        port: u16,
+        auth: &str,
+        tail: &str,
+    ) -> Broker {
         std::fs::create_dir_all(dir).expect("broker dir");
         let mut conf = format!(
             "listener {port} 127.0.0.1\n{auth}persistence true\n\
@@ -204,6 +221,7 @@ impl Broker {
                 c.server_key.display()
             );
         }
+        conf += tail;
         std::fs::write(dir.join("mosquitto.conf"), conf).expect("conf");
         let mut b = Broker {
             port,
@@ -254,6 +272,12 @@ impl Broker {
                 .status();
             let _ = c.wait();
         }
+    }
+
+    /// Start again after [`Broker::stop`], on the same port with the same persistence.
+    #[cfg_attr(not(feature = "reading-room"), allow(dead_code))]
+    pub fn start_again(&mut self) {
+        self.run();
     }
 
     /// Stop, then start again on the same port with the same persistence.
