@@ -29,5 +29,6 @@ print("|---|---|---|")
 print("| all published (PUBACK), 3 publishers | %.2f s | |" % med("published_s"))
 print("| all rows on the open page (live) | %.2f s | all on the page |" % med("all_on_open_page_s"))
 print("| fresh load: worklist rendered (200 rows) | %.0f ms | responsive |" % med("fresh_render_200_rows_ms"))
+print("| with them there: filter by class, rows re-rendered | %.0f ms | responsive |" % med("filter_by_class_ms"))
 print("| reading-room RSS idle / after / peak | %.1f / %.1f / %.1f MiB | peak <= 100 MB |" % (med("rss_idle_mib"), med("rss_after_mib"), max(r["rss_peak_mib"] for r in rows)))
 '

@@ -16,7 +16,9 @@ mod model;
 mod mqtt;
 mod pixels;
 mod preprocess;
-#[cfg(feature = "reading-room")]
+// The reading room is not part of the appliance (feature `reading-room`); its browser test
+// needs x86-64 (the dev-dependencies that drive Chromium are x86-64 only).
+#[cfg(all(feature = "reading-room", target_arch = "x86_64"))]
 mod reading_room;
 mod results;
 mod simulate;

@@ -184,7 +184,10 @@ impl Broker {
     }
 
     /// A plain broker with more configuration lines (e.g. a bridge).
-    #[cfg_attr(not(feature = "reading-room"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "reading-room", target_arch = "x86_64")),
+        allow(dead_code)
+    )]
     pub fn start_with_extra(dir: &Path, extra: &str) -> Broker {
         Broker::start_with_port_and(dir, None, free_port(), "allow_anonymous true\n", extra)
     }
@@ -275,7 +278,10 @@ impl Broker {
     }
 
     /// Start again after [`Broker::stop`], on the same port with the same persistence.
-    #[cfg_attr(not(feature = "reading-room"), allow(dead_code))]
+    #[cfg_attr(
+        not(all(feature = "reading-room", target_arch = "x86_64")),
+        allow(dead_code)
+    )]
     pub fn start_again(&mut self) {
         self.run();
     }
