@@ -1159,3 +1159,77 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// A GET over TLS, trusting `ca`; the status line and headers.
+fn https_head(port: u16, ca: &Path, path: &str, headers: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ismf::tls::client_config(ca, None).expect("client config");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name =
+            tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let mut req =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req += &format!("{k}: {v}\r\n");
+        }
+        tls.write_all((req + "\r\n").as_bytes())
+            .await
+            .expect("request");
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        text.split("\r\n\r\n").next().unwrap_or("").to_string()
+    })
+}
+
+#[test]
+fn the_page_is_served_over_https_with_the_token() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let certs = Certs::make(&tmp.path().join("certs"));
+    let token = "fedcba9876543210fedcba9876543210";
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, token).expect("token");
+    let rr = ReadingRoom::start(
+        tmp.path(),
+        "mqtt://127.0.0.1:1",
+        &[
+            "--token-file",
+            &token_file.display().to_string(),
+            "--tls-cert",
+            &certs.server_cert.display().to_string(),
+            "--tls-key",
+            &certs.server_key.display().to_string(),
+        ],
+    );
+    let bearer = format!("Bearer {token}");
+    let ok = https_head(
+        rr.port,
+        &certs.ca,
+        "/api/appliances",
+        &[("Authorization", &bearer)],
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(
+        ok.to_lowercase().contains("content-security-policy"),
+        "{ok}"
+    );
+    let denied = https_head(rr.port, &certs.ca, "/api/appliances", &[]);
+    assert!(denied.starts_with("HTTP/1.1 401"), "{denied}");
+    let login = https_head(rr.port, &certs.ca, &format!("/?token={token}"), &[]);
+    assert!(
+        login.starts_with("HTTP/1.1 303") && login.contains("; Secure"),
+        "{login}"
+    );
+    // Plain HTTP on the HTTPS port gets no page.
+    let plain = std::panic::catch_unwind(|| http_get(rr.port, "/", &[]).status);
+    assert!(!matches!(plain, Ok(200)), "plain HTTP answered");
+}
