@@ -379,6 +379,7 @@ pub fn run(
                     s.predicted < s.studies
                 },
                 |e| tracing::debug!(error = %e, "subscriber retrying"),
+                || {},
             );
             tokio::select! {
                 _ = listen => {}

@@ -156,6 +156,7 @@ pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
                     tracing::debug!(error = %e, "retrying");
                 }
             },
+            || {},
         );
         tokio::select! {
             r = run => r.map_err(anyhow::Error::from),

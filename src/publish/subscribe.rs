@@ -135,11 +135,13 @@ pub fn render_text(r: &Received) -> String {
 }
 
 /// Subscribes and calls `on_message` for every message until it returns false. Connection
-/// failures are retried with a capped backoff; each is passed to `on_error`.
+/// failures are retried with a capped backoff; each is passed to `on_error`, and each
+/// (re)connection to `on_connected`.
 pub async fn run(
     opts: &SubscribeOptions,
     mut on_message: impl FnMut(Received) -> bool,
     mut on_error: impl FnMut(&str),
+    mut on_connected: impl FnMut(),
 ) -> Result<(), MqttError> {
     let client_id = opts
         .client_id
@@ -176,10 +178,21 @@ pub async fn run(
             Ok(LoopEvent::Incoming(Packet::ConnAck(ack))) => {
                 failures = 0;
                 tracing::info!(filter = %filter, session_present = ack.session_present, "subscribed");
-                if !ack.session_present {
-                    client
-                        .try_subscribe(filter.clone(), QoS::AtLeastOnce)
-                        .map_err(|e| MqttError::Config(e.to_string()))?;
+                // Also with a session present: subscribing again is harmless, and it covers a
+                // session made with another filter (e.g. an earlier --topic-prefix).
+                client
+                    .try_subscribe(filter.clone(), QoS::AtLeastOnce)
+                    .map_err(|e| MqttError::Config(e.to_string()))?;
+                on_connected();
+            }
+            Ok(LoopEvent::Incoming(Packet::SubAck(ack))) => {
+                use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode;
+                for code in &ack.return_codes {
+                    if !matches!(code, SubscribeReasonCode::Success(_)) {
+                        on_error(&format!(
+                            "the broker refused the subscription to {filter}: {code:?} (check its ACL)"
+                        ));
+                    }
                 }
             }
             Ok(LoopEvent::Incoming(Packet::Publish(p))) => {

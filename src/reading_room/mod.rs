@@ -46,6 +46,8 @@ pub enum ReadingRoomError {
     Token { path: PathBuf, reason: String },
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
+    #[error("the subscriber task failed: {0}")]
+    Task(String),
 }
 
 /// `ismf reading-room`'s settings.
@@ -79,12 +81,14 @@ fn read_token(path: &std::path::Path) -> Result<String, ReadingRoomError> {
             token.len()
         )));
     }
+    // Characters that pass unchanged through a URL query and a cookie.
     if !token
         .chars()
-        .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'))
     {
         return Err(bad(
-            "the token must be printable ASCII without spaces, ';' or ','".into(),
+            "the token may hold only letters, digits and . _ ~ - (e.g. `openssl rand -hex 24`)"
+                .into(),
         ));
     }
     Ok(token)
@@ -112,7 +116,7 @@ fn take(
                 .put_status(s, r.retained, now)?
                 .map(|row| Update::Appliance(ApplianceView::of(&row, now, stale_after)))
         }
-        Ok(Valid::Event(e)) => Some(Update::Event(store.put_event(e, now)?)),
+        Ok(Valid::Event(e)) => store.put_event(e, now)?.map(Update::Event),
         Err(_) if r.payload.is_empty() && r.retained => None,
         Err(invalid) => {
             tracing::warn!(topic = %r.topic, reason = %invalid, "refused an invalid message");
@@ -169,20 +173,22 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(url = %format!("{scheme}://{local}/"), store = %opts.store.display(), "reading room listening");
 
+    // The subscriber is a task of its own: its store commits block the worker they run on
+    // (block_in_place), never the web server's accept loop.
     let feed = {
         let sub = opts.subscribe.clone();
         let prefix = sub.topic_prefix.clone();
         let stale_after = opts.stale_after;
-        let mut failure: Option<StoreError> = None;
-        async move {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut failure: Option<StoreError> = None;
             let set_broker = |connected: bool, error: Option<String>| {
                 let view = {
                     let Ok(mut b) = broker.lock() else { return };
-                    if b.connected == connected && error.is_none() {
-                        return;
-                    }
                     b.connected = connected;
-                    if error.is_some() {
+                    if connected {
+                        b.last_error = None;
+                    } else if error.is_some() {
                         b.last_error = error;
                     }
                     b.clone()
@@ -192,8 +198,10 @@ pub async fn serve(
             let result = subscribe::run(
                 &sub,
                 |r| {
-                    set_broker(true, None);
-                    match take(&store, &updates, &prefix, stale_after, &r) {
+                    let taken = tokio::task::block_in_place(|| {
+                        take(&store, &updates, &prefix, stale_after, &r)
+                    });
+                    match taken {
                         Ok(()) => true,
                         Err(e) => {
                             failure = Some(e);
@@ -205,13 +213,30 @@ pub async fn serve(
                     tracing::warn!(error = %e, "broker connection; retrying");
                     set_broker(false, Some(crate::publish::mqtt::explain(e)));
                 },
+                || set_broker(true, None),
             )
             .await;
             match failure {
                 Some(e) => Err(ReadingRoomError::Store(e)),
                 None => result.map_err(ReadingRoomError::from),
             }
-        }
+        })
+    };
+    // Rows past `max_age` go even when nothing arrives.
+    let pruner = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                let store = store.clone();
+                let now = crate::publish::message::unix_seconds();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.prune_aged(now)).await
+                {
+                    tracing::error!(error = %e, "pruning the reading-room store");
+                }
+            }
+        })
     };
     let app = web::router(state);
     let server = async move {
@@ -225,14 +250,16 @@ pub async fn serve(
             Some(config) => serve_tls(listener, app, config).await,
         }
     };
-    tokio::select! {
-        r = feed => r,
+    let result = tokio::select! {
+        r = feed => r.unwrap_or_else(|e| Err(ReadingRoomError::Task(e.to_string()))),
         r = server => r,
         _ = stop => {
             tracing::info!("reading room stopping");
             Ok(())
         }
-    }
+    };
+    pruner.abort();
+    result
 }
 
 /// HTTPS: each accepted connection's TLS handshake, then HTTP/1.1 on it (hyper).

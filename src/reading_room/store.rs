@@ -25,6 +25,8 @@ const KEY_OWNERS: TableDefinition<&str, &str> = TableDefinition::new("key_image_
 const APPLIANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("appliances");
 /// Arrival number → event row (JSON).
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Event id → its arrival number: a re-delivered event is kept once.
+const EVENT_IDS: TableDefinition<&str, u64> = TableDefinition::new("event_ids");
 /// Arrival number → refused message (JSON).
 const INVALID: TableDefinition<u64, &[u8]> = TableDefinition::new("invalid");
 /// Counters that outlive pruning ("invalid_total").
@@ -150,6 +152,16 @@ pub struct Store {
     orphans_checked: std::sync::Mutex<f64>,
 }
 
+/// A message's `created_at` in seconds since the Unix epoch (0 when it does not parse).
+fn made_at(message: &Value) -> f64 {
+    message["created_at"]
+        .as_str()
+        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 fn sort_key(p: &Value, received_at: f64) -> String {
     let created = p["created_at"]
         .as_str()
@@ -195,6 +207,7 @@ impl Store {
             tx.open_table(KEY_OWNERS)?;
             tx.open_table(APPLIANCES)?;
             tx.open_table(EVENTS)?;
+            tx.open_table(EVENT_IDS)?;
             tx.open_table(INVALID)?;
             tx.open_table(COUNTERS)?;
             Ok(())
@@ -262,7 +275,15 @@ impl Store {
             }
             let old = ids.get(id.as_str())?.map(|k| k.value().to_string());
             if let Some(old) = old {
-                rows.remove(old.as_str())?;
+                let old_row = rows
+                    .remove(old.as_str())?
+                    .and_then(|v| serde_json::from_slice::<PredictionRow>(v.value()).ok());
+                // A re-delivery naming another montage: the old one has no row any more.
+                if let Some(old_sha) = old_row.as_ref().and_then(|r| r.key_image_sha()) {
+                    if Some(old_sha) != row.key_image_sha() {
+                        forget_key_image(tx, old_sha)?;
+                    }
+                }
             }
             rows.insert(key.as_str(), bytes_of(&row).as_slice())?;
             ids.insert(id.as_str(), key.as_str())?;
@@ -391,10 +412,7 @@ impl Store {
             let newer = match table.get(id.as_str())? {
                 Some(_) if !row.retained => true,
                 Some(old) => serde_json::from_slice::<ApplianceRow>(old.value())
-                    .map(|old| {
-                        old.status["created_at"].as_str().unwrap_or("")
-                            <= row.status["created_at"].as_str().unwrap_or("")
-                    })
+                    .map(|old| made_at(&old.status) <= made_at(&row.status))
                     .unwrap_or(true),
                 None => true,
             };
@@ -420,15 +438,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Appends `body` to `table`, keeping the newest `max_events` and nothing older than
+    /// `max_age`; `id` (an event's `event_id`) makes a re-delivery a no-op (`None`).
     fn append(
         &self,
         table: TableDefinition<u64, &[u8]>,
         body: Value,
         received_at: f64,
+        id: Option<&str>,
         counter: Option<&str>,
-    ) -> Result<Logged, StoreError> {
+    ) -> Result<Option<Logged>, StoreError> {
         let max = self.retention.max_events as u64;
+        let cutoff = received_at - self.retention.max_age.as_secs_f64();
         self.write(|tx| {
+            let mut ids = tx.open_table(EVENT_IDS)?;
+            if let Some(id) = id {
+                if ids.get(id)?.is_some() {
+                    return Ok(None);
+                }
+            }
             let mut t = tx.open_table(table)?;
             let seq = t.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
             let row = Logged {
@@ -437,20 +465,27 @@ impl Store {
                 body,
             };
             t.insert(seq, serde_json::to_vec(&row).unwrap_or_default().as_slice())?;
-            if seq >= max {
-                t.retain_in(..=seq - max, |_, _| false)?;
+            if let Some(id) = id {
+                ids.insert(id, seq)?;
             }
+            // The oldest go: beyond the count, or older than max_age.
+            drop_oldest(&mut t, &mut ids, |k, old| {
+                (seq >= max && k <= seq - max) || old.is_some_and(|o| o.received_at < cutoff)
+            })?;
             if let Some(name) = counter {
                 let mut counters = tx.open_table(COUNTERS)?;
                 let n = counters.get(name)?.map(|v| v.value()).unwrap_or(0);
                 counters.insert(name, n + 1)?;
             }
-            Ok(row)
+            Ok(Some(row))
         })
     }
 
-    pub fn put_event(&self, event: Value, received_at: f64) -> Result<Logged, StoreError> {
-        self.append(EVENTS, event, received_at, None)
+    /// Keeps an event; `None` when it is a re-delivery of one already kept.
+    pub fn put_event(&self, event: Value, received_at: f64) -> Result<Option<Logged>, StoreError> {
+        let id = event["event_id"].as_str().unwrap_or("").to_string();
+        let id = (!id.is_empty()).then_some(id);
+        self.append(EVENTS, event, received_at, id.as_deref(), None)
     }
 
     /// Notes a refused message: its topic and the reason, never its content.
@@ -461,7 +496,11 @@ impl Store {
         received_at: f64,
     ) -> Result<Logged, StoreError> {
         let body = serde_json::json!({"topic": topic, "reason": reason});
-        self.append(INVALID, body, received_at, Some("invalid_total"))
+        let logged = self.append(INVALID, body, received_at, None, Some("invalid_total"))?;
+        logged.ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: "a refusal was not kept".into(),
+        })
     }
 
     fn logged(
@@ -494,6 +533,23 @@ impl Store {
             .map(|v| v.value())
             .unwrap_or(0);
         Ok((total, self.logged(INVALID, limit)?))
+    }
+
+    /// Drops rows, events and refusals older than `max_age` (run periodically: they also age
+    /// when nothing arrives).
+    pub fn prune_aged(&self, now: f64) -> Result<(), StoreError> {
+        self.prune(now)?;
+        let cutoff = now - self.retention.max_age.as_secs_f64();
+        for table in [EVENTS, INVALID] {
+            self.write(|tx| {
+                let mut t = tx.open_table(table)?;
+                let mut ids = tx.open_table(EVENT_IDS)?;
+                drop_oldest(&mut t, &mut ids, |_, old| {
+                    old.is_some_and(|o| o.received_at < cutoff)
+                })
+            })?;
+        }
+        Ok(())
     }
 
     /// Drops the oldest rows beyond `max_predictions` and rows older than `max_age` (by their
@@ -567,6 +623,28 @@ impl Store {
             }
             Ok(())
         })
+    }
+}
+
+/// Removes the first entries of an event or refusal table while `doomed(seq, entry)` holds
+/// (with their event ids).
+fn drop_oldest(
+    t: &mut redb::Table<u64, &[u8]>,
+    ids: &mut redb::Table<&str, u64>,
+    doomed: impl Fn(u64, Option<&Logged>) -> bool,
+) -> Result<(), redb::Error> {
+    loop {
+        let (k, old) = match t.first()? {
+            Some((k, v)) => (k.value(), serde_json::from_slice::<Logged>(v.value()).ok()),
+            None => return Ok(()),
+        };
+        if !doomed(k, old.as_ref()) {
+            return Ok(());
+        }
+        t.remove(k)?;
+        if let Some(id) = old.as_ref().and_then(|o| o.body["event_id"].as_str()) {
+            ids.remove(id)?;
+        }
     }
 }
 

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 
 /// Largest JSON message accepted (a prediction is ~3 KB; its explanation summary adds ~1 KB).
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
-/// Largest key-image PNG accepted (a montage is ~100–300 KB).
-pub const MAX_PNG_BYTES: usize = 8 * 1024 * 1024;
+/// Largest key-image PNG accepted (a montage is ~100–300 KB): the subscriber's maximum MQTT
+/// packet size, which the broker also enforces (it does not send larger packets to us).
+pub const MAX_PNG_BYTES: usize = crate::publish::mqtt::MAX_INCOMING_PACKET as usize;
 
 /// A message that passed.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,12 +124,13 @@ pub fn check(topic: &str, kind: &str, prefix: &str, payload: &[u8]) -> Result<Va
             let p = &value["probabilities"];
             let best = CLASSES
                 .iter()
-                .copied()
-                .max_by(|a, b| f64_of(&p[*a]).total_cmp(&f64_of(&p[*b])))
-                .unwrap_or("");
-            if value["top_class"].as_str() != Some(best) {
+                .map(|c| f64_of(&p[*c]))
+                .fold(f64::NEG_INFINITY, f64::max);
+            // A tie is a valid answer: the top class is one of the most probable.
+            let top = value["top_class"].as_str().unwrap_or("");
+            if f64_of(&p[top]) < best {
                 return Err(invalid(format!(
-                    "prediction's top_class {} is not its most probable class {best}",
+                    "prediction's top_class {} is not its most probable class",
                     shorten(&value["top_class"].to_string())
                 )));
             }

@@ -69,8 +69,10 @@ pub struct ApplianceView {
     pub appliance_id: String,
     /// The appliance says it is online (its last status), whatever its heartbeat's age.
     pub online: bool,
-    /// Online, but no status for longer than `stale_after`.
+    /// Online, but no status for longer than `stale_after_s` (the page recomputes it as time
+    /// passes).
     pub stale: bool,
+    pub stale_after_s: f64,
     pub reason: String,
     /// When its last status was made (seconds since the Unix epoch).
     pub heartbeat_at: f64,
@@ -105,6 +107,7 @@ impl ApplianceView {
             appliance_id: row.appliance_id.clone(),
             online,
             stale: online && now - heartbeat_at > stale_after.as_secs_f64(),
+            stale_after_s: stale_after.as_secs_f64(),
             reason: s["reason"].as_str().unwrap_or("").to_string(),
             heartbeat_at,
             software_version: text(&s["software_version"]),
@@ -214,12 +217,31 @@ fn security_headers(response: &mut Response) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    // No other site may embed what this one serves (an image or a stream as an oracle).
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
 }
 
+/// A request another site's page made (the browser says so): never answered.
+fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+}
+
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let top_level_visit = request.uri().path() == "/";
     let mut response = match &state.token {
+        _ if cross_site(request.headers()) && !top_level_visit => (
+            StatusCode::FORBIDDEN,
+            "requests from other sites' pages are not answered\n",
+        )
+            .into_response(),
         None if !loopback_host(request.headers()) => (
             StatusCode::FORBIDDEN,
             "this reading room answers only on its loopback address (start it with --token-file \
@@ -237,10 +259,11 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             if let Some(offered) = query_token.filter(|_| request.uri().path() == "/") {
                 if same(offered.as_bytes(), token.as_bytes()) {
                     // The token becomes a cookie (the live stream cannot send a header) and
-                    // leaves the address bar.
+                    // leaves the address bar. Lax, not Strict: a link to /?token= from
+                    // elsewhere (mail, wiki) must work, and every route only reads.
                     let secure = if state.tls { "; Secure" } else { "" };
                     let cookie =
-                        format!("{COOKIE}={offered}; Path=/; HttpOnly; SameSite=Strict{secure}");
+                        format!("{COOKIE}={offered}; Path=/; HttpOnly; SameSite=Lax{secure}");
                     let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
                     if let Ok(v) = HeaderValue::from_str(&cookie) {
                         r.headers_mut().insert(header::SET_COOKIE, v);

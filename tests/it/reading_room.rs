@@ -700,6 +700,17 @@ fn listening_beyond_loopback_needs_a_token_and_every_response_has_the_csp() {
     assert!(page.body_text().contains("NOT FOR DIAGNOSTIC USE"));
     let rebound = http_get_host(rr.port, "/api/predictions", "evil.example", &[]);
     assert_eq!(rebound.status, 403);
+    // Another site's page asking for the API (the browser marks it) is not answered either.
+    let embedded = http_get(
+        rr.port,
+        "/api/predictions",
+        &[("Sec-Fetch-Site", "cross-site")],
+    );
+    assert_eq!(embedded.status, 403);
+    assert_eq!(
+        page.header("cross-origin-resource-policy").as_deref(),
+        Some("same-origin")
+    );
     drop(rr);
 
     // With a token: nothing without it, the cookie /?token= sets, or the bearer header.
@@ -720,7 +731,7 @@ fn listening_beyond_loopback_needs_a_token_and_every_response_has_the_csp() {
     let login = http_get(rr.port, &format!("/?token={token}"), &[]);
     assert_eq!(login.status, 303);
     let cookie = login.header("set-cookie").expect("cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
     let pair = cookie.split(';').next().expect("pair").to_string();
     assert_eq!(
         http_get(rr.port, "/api/appliances", &[("Cookie", &pair)]).status,

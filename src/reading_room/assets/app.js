@@ -175,7 +175,10 @@ async function loadWorklist(more) {
 }
 
 function applianceCard(a) {
-  const state = a.online ? (a.stale ? "stale" : "online") : "offline";
+  // Stale is recomputed as time passes: a silent appliance without a last will (a broken link)
+  // turns from online to "no heartbeat" without any message.
+  const stale = a.online && now() - a.heartbeat_at > (a.stale_after_s || 90);
+  const state = a.online ? (stale ? "stale" : "online") : "offline";
   const label = { online: "● online", offline: "○ offline", stale: "◐ no heartbeat" }[state];
   const facts = el("dl", { class: "facts" });
   const fact = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
@@ -199,10 +202,13 @@ function renderAppliances() {
     .sort((a, b) => a.appliance_id.localeCompare(b.appliance_id))
     .map(applianceCard));
   const select = $("f-appliance");
-  const chosen = select.value;
   const names = [...appliances.keys()].sort();
-  select.replaceChildren(el("option", { value: "", text: "all" }), ...names.map((n) => el("option", { value: n, text: n })));
-  select.value = chosen;
+  const shown = [...select.options].slice(1).map((o) => o.value);
+  if (shown.join("\n") !== names.join("\n")) { // only when the set changes (not under the user)
+    const chosen = select.value;
+    select.replaceChildren(el("option", { value: "", text: "all" }), ...names.map((n) => el("option", { value: n, text: n })));
+    select.value = chosen;
+  }
 }
 
 async function loadAppliances() {
@@ -223,7 +229,7 @@ function showBroker(b) {
 function eventItem(e) {
   const b = e.body;
   const subject = b.path || b.study_instance_uid || "";
-  return el("li", {},
+  return el("li", { "data-seq": e.seq },
     el("span", { class: "kind", text: String(b.kind).replace(/_/g, " ") }), " — ",
     el("span", { text: b.appliance_id }), " · ", el("span", { text: when(b.created_at) }),
     subject ? el("div", { class: "uid", text: subject }) : null,
@@ -245,24 +251,34 @@ async function loadEvents() {
   showInvalid(data.invalid.total, data.invalid.recent[0]);
 }
 
+// Live updates that arrive while a refresh is loading wait for it, then apply on top of it (a
+// snapshot taken before them must not overwrite them).
+let refreshing = null;
+const held = [];
+
+function live(apply) {
+  return (m) => {
+    const data = JSON.parse(m.data);
+    if (refreshing) held.push(() => apply(data));
+    else apply(data);
+  };
+}
+
 function listen() {
   const stream = new EventSource("/api/stream");
-  stream.addEventListener("prediction", (m) => place(JSON.parse(m.data), true));
-  stream.addEventListener("appliance", (m) => {
-    const a = JSON.parse(m.data);
+  stream.addEventListener("prediction", live((row) => place(row, true)));
+  stream.addEventListener("appliance", live((a) => {
     appliances.set(a.appliance_id, a);
     renderAppliances();
-  });
-  stream.addEventListener("event", (m) => {
+  }));
+  stream.addEventListener("event", live((e) => {
     const list = $("events");
-    list.prepend(eventItem(JSON.parse(m.data)));
+    if ([...list.children].some((li) => li.dataset.seq === String(e.seq))) return;
+    list.prepend(eventItem(e));
     while (list.children.length > 50) list.lastChild.remove();
-  });
-  stream.addEventListener("invalid", (m) => {
-    const d = JSON.parse(m.data);
-    showInvalid(d.total, d.latest);
-  });
-  stream.addEventListener("broker", (m) => showBroker(JSON.parse(m.data)));
+  }));
+  stream.addEventListener("invalid", live((d) => showInvalid(d.total, d.latest)));
+  stream.addEventListener("broker", live(showBroker));
   // Missed updates (this page fell behind, or the connection dropped): load everything again.
   stream.addEventListener("resync", () => refresh());
   stream.addEventListener("open", () => refresh());
@@ -271,12 +287,23 @@ function listen() {
   });
 }
 
-async function refresh() {
-  try {
-    await Promise.all([loadWorklist(false), loadAppliances(), loadEvents()]);
-  } catch (e) {
-    $("connection").textContent = "Cannot load from the reading room: " + e.message;
-  }
+/// Runs a load with live updates held until it is done.
+async function guarded(load) {
+  while (refreshing) await refreshing;
+  refreshing = (async () => {
+    try {
+      await load();
+    } catch (e) {
+      $("connection").textContent = "Cannot load from the reading room: " + e.message;
+    }
+  })();
+  await refreshing;
+  refreshing = null;
+  for (const apply of held.splice(0)) apply();
+}
+
+function refresh() {
+  return guarded(() => Promise.all([loadWorklist(false), loadAppliances(), loadEvents()]));
 }
 
 function rows() {
@@ -301,8 +328,8 @@ document.addEventListener("keydown", (e) => {
 });
 
 document.addEventListener("DOMContentLoaded", () => {
-  for (const id of ["f-appliance", "f-class", "f-flag"]) $(id).addEventListener("change", () => loadWorklist(false));
-  $("older").addEventListener("click", () => loadWorklist(true));
+  for (const id of ["f-appliance", "f-class", "f-flag"]) $(id).addEventListener("change", () => guarded(() => loadWorklist(false)));
+  $("older").addEventListener("click", () => guarded(() => loadWorklist(true)));
   $("montage-close").addEventListener("click", () => $("montage").close());
   // Heartbeat ages move on without messages.
   setInterval(renderAppliances, 5000);
