@@ -2,9 +2,13 @@
 //! handled here, at the edge: SIGTERM (systemd) and SIGINT (Ctrl-C) request the library's
 //! [`Shutdown`].
 
-use super::args::{broker_url, runtime};
+#[cfg(feature = "demo")]
+use super::args::broker_url;
+use super::args::runtime;
 use super::output::{print_stdout, say};
-use ismf::config::{BrokerUrl, Config};
+#[cfg(feature = "demo")]
+use ismf::config::BrokerUrl;
+use ismf::config::Config;
 use ismf::pipeline::Shutdown;
 use std::path::PathBuf;
 
@@ -85,14 +89,11 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct SubscribeArgs {
-    /// mqtt://host:port or mqtts://host:port.
-    #[arg(long, value_parser = broker_url)]
-    broker: BrokerUrl,
+    #[command(flatten)]
+    broker: super::args::BrokerArgs,
     /// Only this appliance (default: every appliance under the prefix).
     #[arg(long)]
     appliance: Option<String>,
-    #[arg(long, default_value = "ismf")]
-    topic_prefix: String,
     /// One JSON object per line: {"topic", "kind", "retained", "message"}.
     #[arg(long)]
     json: bool,
@@ -102,34 +103,13 @@ pub struct SubscribeArgs {
     persistent: bool,
     #[arg(long)]
     client_id: Option<String>,
-    #[arg(long)]
-    username: Option<String>,
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Client certificate and key (PEM) for mutual TLS.
-    #[arg(long, requires = "key_file")]
-    cert_file: Option<PathBuf>,
-    #[arg(long, requires = "cert_file")]
-    key_file: Option<PathBuf>,
 }
 
 pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    use ismf::publish::subscribe::{self, SubscribeOptions};
-    let opts = SubscribeOptions {
-        url: args.broker,
-        topic_prefix: args.topic_prefix,
-        appliance: args.appliance,
-        client_id: args.client_id,
-        username: args.username,
-        password_file: args.password_file,
-        ca_file: args.ca_file,
-        client_cert_file: args.cert_file,
-        client_key_file: args.key_file,
-        persistent: args.persistent,
-    };
+    use ismf::publish::subscribe;
+    let opts = args
+        .broker
+        .subscribe_options(args.appliance, args.client_id, args.persistent);
     let json = args.json;
     let rt = runtime()?;
     let mut reported = false;

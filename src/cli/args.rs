@@ -112,3 +112,47 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn broker_url(s: &str) -> Result<ismf::config::BrokerUrl, String> {
     ismf::config::BrokerUrl::parse(s)
 }
+
+/// The broker a reading-room command subscribes to, and how it logs in.
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// mqtt://host:port or mqtts://host:port.
+    #[arg(long, value_parser = broker_url)]
+    pub broker: ismf::config::BrokerUrl,
+    #[arg(long, default_value = "ismf")]
+    pub topic_prefix: String,
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (PEM) for mutual TLS to the broker.
+    #[arg(long, requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    #[arg(long, requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    pub fn subscribe_options(
+        self,
+        appliance: Option<String>,
+        client_id: Option<String>,
+        persistent: bool,
+    ) -> ismf::publish::subscribe::SubscribeOptions {
+        ismf::publish::subscribe::SubscribeOptions {
+            url: self.broker,
+            topic_prefix: self.topic_prefix,
+            appliance,
+            client_id,
+            username: self.username,
+            password_file: self.password_file,
+            ca_file: self.ca_file,
+            client_cert_file: self.cert_file,
+            client_key_file: self.key_file,
+            persistent,
+        }
+    }
+}

@@ -1,16 +1,15 @@
 //! `ismf reading-room`: the web worklist for the reading room (the library's
 //! [`ismf::reading_room`]).
 
-use super::args::{broker_url, runtime, usage};
-use ismf::config::BrokerUrl;
+use super::args::{runtime, usage};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct ReadingRoomArgs {
-    /// mqtt://host:port or mqtts://host:port (the site's or the central broker).
-    #[arg(long, value_parser = broker_url)]
-    broker: BrokerUrl,
+    /// The site's or the central broker.
+    #[command(flatten)]
+    broker: super::args::BrokerArgs,
     /// This reading room's MQTT client id: its persistent session on the broker (what is
     /// published while it is down is delivered when it returns). One id per reading room.
     #[arg(long)]
@@ -43,24 +42,9 @@ pub struct ReadingRoomArgs {
     /// An online appliance with no status for this long is shown as "no heartbeat".
     #[arg(long, default_value = "90s", value_parser = humantime::parse_duration)]
     stale_after: std::time::Duration,
-    #[arg(long, default_value = "ismf")]
-    topic_prefix: String,
-    #[arg(long)]
-    username: Option<String>,
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Client certificate and key (PEM) for mutual TLS to the broker.
-    #[arg(long, requires = "key_file")]
-    cert_file: Option<PathBuf>,
-    #[arg(long, requires = "cert_file")]
-    key_file: Option<PathBuf>,
 }
 
 pub fn reading_room(args: ReadingRoomArgs) -> anyhow::Result<()> {
-    use ismf::publish::subscribe::SubscribeOptions;
     use ismf::reading_room::{store::Retention, Options, ReadingRoomError};
     if args.max_predictions == 0 || args.max_events == 0 {
         return Err(usage(anyhow::anyhow!(
@@ -68,18 +52,9 @@ pub fn reading_room(args: ReadingRoomArgs) -> anyhow::Result<()> {
         )));
     }
     let opts = Options {
-        subscribe: SubscribeOptions {
-            url: args.broker,
-            topic_prefix: args.topic_prefix,
-            appliance: None,
-            client_id: Some(args.client_id),
-            username: args.username,
-            password_file: args.password_file,
-            ca_file: args.ca_file,
-            client_cert_file: args.cert_file,
-            client_key_file: args.key_file,
-            persistent: true,
-        },
+        subscribe: args
+            .broker
+            .subscribe_options(None, Some(args.client_id), true),
         listen: args.listen,
         store: args.store,
         retention: Retention {

@@ -6,24 +6,14 @@ use crate::common::broker::{appliance_config, appliance_config_with, of_kind, su
 use crate::common::pacs::Orthanc;
 use crate::common::sigterm;
 use crate::common::{
-    assert_valid, dicom_files, ismf, model_card, run_sim, schema, series_with_role, sim,
+    assert_valid, daemon, dicom_files, ismf, model_card, run_sim, schema, series_with_role, sim,
 };
 use ismf::simulate::{self, ExportMode};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn daemon(config: &Path) -> Child {
-    ismf()
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ismf run")
-}
 
 /// Copies the DICOM files of a simulated folder into the export folder, as a scanner would
 /// send them (the simulator's truth.jsonl stays behind).

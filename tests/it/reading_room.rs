@@ -3,7 +3,7 @@
 //! headless Chromium driven through ChromeDriver, restarts of the reading room and brokers.
 
 use crate::common::broker::{appliance_config, free_port, subscriber, Broker, Certs};
-use crate::common::{ismf, run_sim, sigterm, sim};
+use crate::common::{daemon, ismf, run_sim, sigterm, sim};
 use ismf::publish::message::sample_prediction;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -333,16 +333,6 @@ fn status(id: &str, state: &str) -> Value {
             "inference_ms": {"p50": 90.0, "p95": 120.0}});
     }
     status
-}
-
-fn daemon(config: &Path) -> Child {
-    ismf()
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ismf run")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -786,6 +776,17 @@ impl Browser {
         Browser { driver, client }
     }
 
+    /// A browser showing the reading room's page on `port`.
+    async fn open(port: u16) -> Browser {
+        let browser = Browser::start(1400, 900).await;
+        browser
+            .client
+            .goto(&format!("http://127.0.0.1:{port}/"))
+            .await
+            .expect("page");
+        browser
+    }
+
     async fn count(&self, css: &str) -> usize {
         use fantoccini::Locator;
         self.client
@@ -893,17 +894,11 @@ fn headless_chromium_shows_the_worklist_live_and_untrusted_text_as_text() {
     );
     rr.wait_for("five rows stored", WAIT, |rr| rr.rows().len() == 5);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = current_thread();
     rt.block_on(async {
         use fantoccini::Locator;
-        let browser = Browser::start(1400, 900).await;
+        let browser = Browser::open(rr.port).await;
         let c = &browser.client;
-        c.goto(&format!("http://127.0.0.1:{}/", rr.port))
-            .await
-            .expect("page");
         browser
             .wait_count("#rows tr", 5, Duration::from_secs(20))
             .await;
@@ -1060,16 +1055,10 @@ fn burst_benchmark() {
     let broker = Broker::start(&tmp.path().join("broker"));
     let rr = ReadingRoom::start(tmp.path(), &broker.url(), &[]);
     let idle_rss = rss_kib(rr.pid()).0;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = current_thread();
     rt.block_on(async {
-        let browser = Browser::start(1400, 900).await;
+        let browser = Browser::open(rr.port).await;
         let c = &browser.client;
-        c.goto(&format!("http://127.0.0.1:{}/", rr.port))
-            .await
-            .expect("page");
         browser
             .wait_count("#rows tr", 0, Duration::from_secs(20))
             .await;
@@ -1157,6 +1146,14 @@ fn burst_benchmark() {
     });
 }
 
+/// A runtime for the async clients of a test (WebDriver, TLS).
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// (VmRSS, VmHWM) of a process, KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -1175,10 +1172,7 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 fn https_head(port: u16, ca: &Path, path: &str, headers: &[(&str, &str)]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let config = ismf::tls::client_config(ca, None).expect("client config");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = current_thread();
     rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

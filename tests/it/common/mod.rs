@@ -183,6 +183,17 @@ pub fn ismf() -> Command {
     target_command(env!("CARGO_BIN_EXE_ismf"))
 }
 
+/// `ismf run --config CONFIG` as a child process, output discarded.
+pub fn daemon(config: &Path) -> std::process::Child {
+    ismf()
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ismf run")
+}
+
 /// The SOP Instance UID of a DICOM file.
 pub fn sop_instance_uid(path: &Path) -> String {
     let obj = dicom_object::open_file(path).expect("dicom");
