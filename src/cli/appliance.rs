@@ -12,21 +12,32 @@ use ismf::config::Config;
 use ismf::pipeline::Shutdown;
 use std::path::PathBuf;
 
-/// On `rt`: the first SIGTERM or SIGINT requests `shutdown`.
-fn stop_on_signals(rt: &tokio::runtime::Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
+/// A future that completes at the first SIGTERM (systemd) or SIGINT (Ctrl-C). Made inside
+/// `rt`, so that the SIGTERM handler is installed now, not when the future is first polled.
+pub(super) fn signalled(
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = {
         let _enter = rt.enter();
         signal(SignalKind::terminate())
             .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM handler: {e}"))?
     };
-    let shutdown = shutdown.clone();
-    rt.spawn(async move {
+    Ok(async move {
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("stop requested");
+    })
+}
+
+/// On `rt`: the first SIGTERM or SIGINT requests `shutdown`.
+fn stop_on_signals(rt: &tokio::runtime::Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let stop = signalled(rt)?;
+    let shutdown = shutdown.clone();
+    rt.spawn(async move {
+        stop.await;
         shutdown.request();
     });
     Ok(())

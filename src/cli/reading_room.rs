@@ -68,25 +68,10 @@ pub fn reading_room(args: ReadingRoomArgs) -> anyhow::Result<()> {
         stale_after: args.stale_after,
     };
     let rt = runtime()?;
-    rt.block_on(async {
-        let stop = async {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        };
-        ismf::reading_room::serve(opts, stop).await
-    })
-    .map_err(|e| match e {
-        ReadingRoomError::TokenRequired(_) | ReadingRoomError::TlsPair => usage(e),
-        e => e.into(),
-    })
+    let stop = super::appliance::signalled(&rt)?;
+    rt.block_on(ismf::reading_room::serve(opts, stop))
+        .map_err(|e| match e {
+            ReadingRoomError::TokenRequired(_) | ReadingRoomError::TlsPair => usage(e),
+            e => e.into(),
+        })
 }

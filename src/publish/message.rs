@@ -319,7 +319,6 @@ pub fn prediction_id(study_instance_uid: &str, model_sha256: &str) -> String {
     .to_string()
 }
 
-/// UTC now as RFC 3339 with milliseconds.
 /// Seconds since the Unix epoch, now (0 if the clock is before it).
 pub fn unix_seconds() -> f64 {
     SystemTime::now()
@@ -328,6 +327,16 @@ pub fn unix_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// An RFC 3339 time (as `created_at` carries) in seconds since the Unix epoch.
+pub fn unix_seconds_of(rfc3339: &str) -> Option<f64> {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64())
+}
+
+/// UTC now as RFC 3339 with milliseconds.
 pub fn utc_now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use store::{Retention, Store, StoreError};
 use tokio::sync::broadcast;
 use validate::Valid;
-use web::{AppState, ApplianceView, BrokerView, Update};
+use web::{AppState, ApplianceView, BrokerView, Live, Update};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadingRoomError {
@@ -98,7 +98,7 @@ fn read_token(path: &std::path::Path) -> Result<String, ReadingRoomError> {
 /// before the message is acknowledged (the broker delivers it again after a restart).
 fn take(
     store: &Store,
-    updates: &broadcast::Sender<Update>,
+    updates: &broadcast::Sender<Live>,
     prefix: &str,
     stale_after: Duration,
     r: &Received,
@@ -120,14 +120,13 @@ fn take(
         Err(_) if r.payload.is_empty() && r.retained => None,
         Err(invalid) => {
             tracing::warn!(topic = %r.topic, reason = %invalid, "refused an invalid message");
-            let latest = store.put_invalid(&r.topic, &invalid.0, now)?;
-            let (total, _) = store.invalid(0)?;
+            let (total, latest) = store.put_invalid(&r.topic, &invalid.0, now)?;
             Some(Update::Invalid { total, latest })
         }
     };
     if let Some(update) = update {
         // No page open is not an error.
-        let _ = updates.send(update);
+        let _ = updates.send(Live::from(update));
     }
     Ok(())
 }
@@ -193,7 +192,7 @@ pub async fn serve(
                     }
                     b.clone()
                 };
-                let _ = updates.send(Update::Broker(view));
+                let _ = updates.send(Live::from(Update::Broker(view)));
             };
             let result = subscribe::run(
                 &sub,

@@ -156,21 +156,18 @@ pub struct Store {
 fn made_at(message: &Value) -> f64 {
     message["created_at"]
         .as_str()
-        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs_f64())
+        .and_then(crate::publish::message::unix_seconds_of)
         .unwrap_or(0.0)
 }
 
 fn sort_key(p: &Value, received_at: f64) -> String {
     let created = p["created_at"]
         .as_str()
-        .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or((received_at * 1e3) as u64);
+        .and_then(crate::publish::message::unix_seconds_of)
+        .unwrap_or(received_at);
+    let created_ms = (created * 1e3).round() as u64;
     format!(
-        "{created:016}|{}",
+        "{created_ms:016}|{}",
         p["prediction_id"].as_str().unwrap_or("")
     )
 }
@@ -439,7 +436,8 @@ impl Store {
     }
 
     /// Appends `body` to `table`, keeping the newest `max_events` and nothing older than
-    /// `max_age`; `id` (an event's `event_id`) makes a re-delivery a no-op (`None`).
+    /// `max_age`; `id` (an event's `event_id`) makes a re-delivery a no-op (`None`). With a
+    /// `counter`, also counts it: the count after is returned beside the row (else 0).
     fn append(
         &self,
         table: TableDefinition<u64, &[u8]>,
@@ -447,7 +445,7 @@ impl Store {
         received_at: f64,
         id: Option<&str>,
         counter: Option<&str>,
-    ) -> Result<Option<Logged>, StoreError> {
+    ) -> Result<Option<(Logged, u64)>, StoreError> {
         let max = self.retention.max_events as u64;
         let cutoff = received_at - self.retention.max_age.as_secs_f64();
         self.write(|tx| {
@@ -472,12 +470,13 @@ impl Store {
             drop_oldest(&mut t, &mut ids, |k, old| {
                 (seq >= max && k <= seq - max) || old.is_some_and(|o| o.received_at < cutoff)
             })?;
+            let mut count = 0;
             if let Some(name) = counter {
                 let mut counters = tx.open_table(COUNTERS)?;
-                let n = counters.get(name)?.map(|v| v.value()).unwrap_or(0);
-                counters.insert(name, n + 1)?;
+                count = counters.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+                counters.insert(name, count)?;
             }
-            Ok(Some(row))
+            Ok(Some((row, count)))
         })
     }
 
@@ -485,22 +484,28 @@ impl Store {
     pub fn put_event(&self, event: Value, received_at: f64) -> Result<Option<Logged>, StoreError> {
         let id = event["event_id"].as_str().unwrap_or("").to_string();
         let id = (!id.is_empty()).then_some(id);
-        self.append(EVENTS, event, received_at, id.as_deref(), None)
+        Ok(self
+            .append(EVENTS, event, received_at, id.as_deref(), None)?
+            .map(|(row, _)| row))
     }
 
-    /// Notes a refused message: its topic and the reason, never its content.
+    /// Notes a refused message (its topic and the reason, never its content); returns the
+    /// refusals counted in all, and the note.
     pub fn put_invalid(
         &self,
         topic: &str,
         reason: &str,
         received_at: f64,
-    ) -> Result<Logged, StoreError> {
+    ) -> Result<(u64, Logged), StoreError> {
         let body = serde_json::json!({"topic": topic, "reason": reason});
         let logged = self.append(INVALID, body, received_at, None, Some("invalid_total"))?;
-        logged.ok_or_else(|| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason: "a refusal was not kept".into(),
-        })
+        // Without an id nothing is a re-delivery: the row is always there.
+        logged
+            .map(|(row, total)| (total, row))
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.path.clone(),
+                reason: "a refusal was not kept".into(),
+            })
     }
 
     fn logged(

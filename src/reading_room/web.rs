@@ -32,9 +32,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 const COOKIE: &str = "ismf_reading_room";
 
-/// What changed, as the live stream sends it (the SSE event name is the variant).
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+/// What changed (the SSE event name is the variant).
+#[derive(Clone, Debug)]
 pub enum Update {
     Prediction(PredictionRow),
     Appliance(ApplianceView),
@@ -43,14 +42,29 @@ pub enum Update {
     Broker(BrokerView),
 }
 
-impl Update {
-    fn name(&self) -> &'static str {
-        match self {
-            Update::Prediction(_) => "prediction",
-            Update::Appliance(_) => "appliance",
-            Update::Event(_) => "event",
-            Update::Invalid { .. } => "invalid",
-            Update::Broker(_) => "broker",
+/// An update as the live stream sends it: serialized once when it happens, however many pages
+/// are open.
+#[derive(Clone, Debug)]
+pub struct Live {
+    name: &'static str,
+    data: Arc<str>,
+}
+
+impl From<Update> for Live {
+    fn from(update: Update) -> Live {
+        let (name, data) = match update {
+            Update::Prediction(row) => ("prediction", serde_json::to_string(&row)),
+            Update::Appliance(view) => ("appliance", serde_json::to_string(&view)),
+            Update::Event(logged) => ("event", serde_json::to_string(&logged)),
+            Update::Invalid { total, latest } => (
+                "invalid",
+                serde_json::to_string(&json!({"total": total, "latest": latest})),
+            ),
+            Update::Broker(view) => ("broker", serde_json::to_string(&view)),
+        };
+        Live {
+            name,
+            data: data.unwrap_or_default().into(),
         }
     }
 }
@@ -92,9 +106,7 @@ impl ApplianceView {
         let s = &row.status;
         let made = s["created_at"]
             .as_str()
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs_f64());
+            .and_then(crate::publish::message::unix_seconds_of);
         // A live status is dated by its arrival (clocks differ); a retained one by its making.
         let heartbeat_at = match (row.retained, made) {
             (true, Some(made)) => made.min(row.received_at),
@@ -128,7 +140,7 @@ impl ApplianceView {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
-    pub updates: broadcast::Sender<Update>,
+    pub updates: broadcast::Sender<Live>,
     pub broker: Arc<Mutex<BrokerView>>,
     pub token: Option<Arc<str>>,
     pub stale_after: Duration,
@@ -389,12 +401,7 @@ async fn stream(State(state): State<AppState>) -> Response {
     let rx = state.updates.subscribe();
     let events = stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {
-            Ok(update) => {
-                let data = serde_json::to_value(&update)
-                    .map(|v| v["data"].to_string())
-                    .unwrap_or_default();
-                SseEvent::default().event(update.name()).data(data)
-            }
+            Ok(live) => SseEvent::default().event(live.name).data(&*live.data),
             // This client fell behind: it reloads everything.
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 SseEvent::default().event("resync").data("{}")

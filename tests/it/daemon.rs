@@ -6,7 +6,8 @@ use crate::common::broker::{appliance_config, appliance_config_with, of_kind, su
 use crate::common::pacs::Orthanc;
 use crate::common::sigterm;
 use crate::common::{
-    assert_valid, daemon, dicom_files, ismf, model_card, run_sim, schema, series_with_role, sim,
+    assert_valid, daemon, dicom_files, export, ismf, model_card, run_sim, schema, series_with_role,
+    sim,
 };
 use ismf::simulate::{self, ExportMode};
 use std::path::Path;
@@ -14,19 +15,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// Copies the DICOM files of a simulated folder into the export folder, as a scanner would
-/// send them (the simulator's truth.jsonl stays behind).
-fn export(from: &Path, to: &Path, skip: impl Fn(&Path) -> bool) {
-    for f in dicom_files(from) {
-        if skip(&f) {
-            continue;
-        }
-        let dest = to.join(f.strip_prefix(from).expect("under"));
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("dir");
-        std::fs::copy(&f, &dest).expect("copy");
-    }
-}
 
 #[test]
 fn run_predicts_each_study_reports_bad_files_and_incomplete_studies_and_stops_on_sigterm() {

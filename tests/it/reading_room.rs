@@ -3,10 +3,11 @@
 //! headless Chromium driven through ChromeDriver, restarts of the reading room and brokers.
 
 use crate::common::broker::{appliance_config, free_port, subscriber, Broker, Certs};
-use crate::common::{daemon, ismf, run_sim, sigterm, sim};
+use crate::common::http::{self, Response};
+use crate::common::{daemon, export, ismf, run_sim, sigterm, sim};
 use ismf::publish::message::sample_prediction;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -128,87 +129,12 @@ impl Drop for ReadingRoom {
     }
 }
 
-struct Response {
-    status: u16,
-    headers: String,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    }
-}
-
-/// Reads an HTTP/1.1 body sent with `Transfer-Encoding: chunked` (the live stream), calling
-/// `each` with every chunk until it returns false or the stream ends.
-fn read_chunks(reader: &mut impl BufRead, mut each: impl FnMut(&[u8]) -> bool) {
-    loop {
-        let mut size = String::new();
-        if reader.read_line(&mut size).unwrap_or(0) == 0 {
-            return;
-        }
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        let mut chunk = vec![0; n + 2];
-        if reader.read_exact(&mut chunk).is_err() || !each(&chunk[..n]) {
-            return;
-        }
-    }
-}
-
 fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> Response {
     http_get_host(port, path, &format!("127.0.0.1:{port}"), headers)
 }
 
 fn http_get_host(port: u16, path: &str, host: &str, headers: &[(&str, &str)]) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    s.write_all((req + "\r\n").as_bytes()).expect("request");
-    let mut reader = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).expect("response") == 0 || line == "\r\n" {
-            break;
-        }
-        head += &line;
-    }
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut body = Vec::new();
-    if head.to_lowercase().contains("transfer-encoding: chunked") {
-        read_chunks(&mut reader, |c| {
-            body.extend_from_slice(c);
-            true
-        });
-    } else {
-        reader.read_to_end(&mut body).expect("body");
-    }
-    Response {
-        status,
-        headers: head,
-        body,
-    }
+    http::request(port, "GET", path, host, headers, b"").expect("GET")
 }
 
 /// The live stream as a page sees it: each event's name, data and arrival time.
@@ -226,13 +152,10 @@ impl Stream {
         let (ready_tx, ready) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(s);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                line.clear();
-            }
+            let _ = http::read_head(&mut reader);
             let _ = ready_tx.send(());
             let mut pending = String::new();
-            read_chunks(&mut reader, |chunk| {
+            http::read_chunks(&mut reader, |chunk| {
                 pending += &String::from_utf8_lossy(chunk);
                 while let Some(end) = pending.find("\n\n") {
                     let block: String = pending.drain(..end + 2).collect();
@@ -335,18 +258,6 @@ fn status(id: &str, state: &str) -> Value {
     status
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("dir").flatten() {
-        let dest = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&dest).expect("mkdir");
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).expect("copy");
-        }
-    }
-}
-
 /// An appliance daemon of the fleet: its own id, folders and configuration.
 struct Appliance {
     id: String,
@@ -377,7 +288,7 @@ impl Appliance {
         let name = study_dir.file_name().expect("name");
         let staging = self.dir.join("staging").join(name);
         std::fs::create_dir_all(&staging).expect("staging");
-        copy_dir(study_dir, &staging);
+        export(study_dir, &staging, |_| false);
         std::fs::rename(&staging, self.dir.join("incoming").join(name)).expect("move");
     }
 }
@@ -809,6 +720,14 @@ impl Browser {
         }
     }
 
+    /// Chooses `value` in the `<select>` with id `select`, as a user clicks its option.
+    async fn choose(&self, select: &str, value: &str) {
+        use fantoccini::Locator;
+        let css = format!("#{select} option[value='{value}']");
+        let option = self.client.find(Locator::Css(&css)).await.expect("option");
+        option.click().await.expect("choose");
+    }
+
     async fn close(self) {
         let _ = self.client.close().await;
         let mut driver = self.driver;
@@ -1013,21 +932,11 @@ fn headless_chromium_shows_the_worklist_live_and_untrusted_text_as_text() {
         assert_eq!(open().await, json!(false), "Esc closed them");
 
         // Filters: by class.
-        c.find(Locator::Css("#f-class option[value='MNG']"))
-            .await
-            .expect("option")
-            .click()
-            .await
-            .expect("select MNG");
+        browser.choose("f-class", "MNG").await;
         browser
             .wait_count("#rows tr", 1, Duration::from_secs(5))
             .await;
-        c.find(Locator::Css("#f-class option[value='']"))
-            .await
-            .expect("all")
-            .click()
-            .await
-            .expect("all");
+        browser.choose("f-class", "").await;
         browser
             .wait_count("#rows tr", 6, Duration::from_secs(5))
             .await;
@@ -1117,12 +1026,7 @@ fn burst_benchmark() {
         let render = t.elapsed();
         // Responsive with the rows there: a filter (by class: a fifth of the rows, first page).
         let t = Instant::now();
-        c.find(fantoccini::Locator::Css("#f-class option[value='MNG']"))
-            .await
-            .expect("option")
-            .click()
-            .await
-            .expect("select MNG");
+        browser.choose("f-class", "MNG").await;
         browser
             .wait_count("#rows tr", 200.min(n / 5), Duration::from_secs(60))
             .await;

@@ -2,6 +2,7 @@
 //! external tools the tests check against.
 
 pub mod broker;
+pub mod http;
 pub mod pacs;
 
 use ismf::simulate::{self, ExportMode, Layout, SimulateOptions, Site, StudyOptions, TumourClass};
@@ -181,6 +182,19 @@ pub fn scaled(native: usize, emulated: usize) -> usize {
 /// The `ismf` binary under test.
 pub fn ismf() -> Command {
     target_command(env!("CARGO_BIN_EXE_ismf"))
+}
+
+/// Copies the DICOM files of a simulated folder into the export folder, as a scanner would
+/// send them (the simulator's truth.jsonl stays behind).
+pub fn export(from: &Path, to: &Path, skip: impl Fn(&Path) -> bool) {
+    for f in dicom_files(from) {
+        if skip(&f) {
+            continue;
+        }
+        let dest = to.join(f.strip_prefix(from).expect("under"));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("dir");
+        std::fs::copy(&f, &dest).expect("copy");
+    }
 }
 
 /// `ismf run --config CONFIG` as a child process, output discarded.

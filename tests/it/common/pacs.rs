@@ -2,8 +2,6 @@
 //! and storage in the test's folder, driven through its REST API.
 
 use super::broker::free_port;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,26 +78,11 @@ impl Orthanc {
     }
 
     fn request(&self, method: &str, path: &str, body: &[u8]) -> Option<serde_json::Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).ok()?;
-        s.write_all(body).ok()?;
-        let mut response = Vec::new();
-        s.read_to_end(&mut response).ok()?;
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let header = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-        if !header.starts_with("http/1.1 2") {
+        let r = super::http::request(self.http_port, method, path, "127.0.0.1", &[], body).ok()?;
+        if !(200..300).contains(&r.status) {
             return None;
         }
-        let mut content = response[split + 4..].to_vec();
-        if header.contains("transfer-encoding: chunked") {
-            content = dechunk(&content);
-        }
-        serde_json::from_slice(&content).ok()
+        serde_json::from_slice(&r.body).ok()
     }
 
     pub fn try_get(&self, path: &str) -> Option<serde_json::Value> {
@@ -147,22 +130,6 @@ impl Orthanc {
 impl Drop for Orthanc {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 || b.len() < eol + 2 + size {
-            return out;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[(eol + 4 + size).min(b.len())..];
     }
 }
 
